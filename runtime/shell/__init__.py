@@ -1,0 +1,1 @@
+"""The vos shell: pipelines of virtual processors joined by bounded buffers."""

@@ -1,0 +1,38 @@
+"""The textbook layer: Saltzer & Kaashoek's names, verbatim.
+
+Lecture pseudocode runs nearly as written:
+
+    tid = ALLOCATE_THREAD(worker, k.address_space, buf)
+    ACQUIRE(lock); x = LOAD(a); STORE(a, x + 1); RELEASE(lock)
+
+Every call works in the boot program (thread 0) and in every virtual
+processor; each goes through the calling process's context to the same code
+as the Pythonic layer.  AWAIT follows S&K: it returns once the eventcount
+*exceeds* the value (Reed & Kanodia's original waits for >=).
+"""
+
+from .context import current as _current
+from .thread_manager import ThreadExit as _ThreadExit
+
+
+def ALLOCATE_THREAD(procedure, as_id, *args):
+    """Start procedure(*args) as a new thread in address space as_id; returns its tid."""
+    return _current().kernel.thread_manager.allocate(procedure, as_id, args)
+
+
+def EXIT_THREAD(status=0):
+    """End the calling thread with this exit status.  Does not return."""
+    raise _ThreadExit(status)
+
+
+def DESTROY_THREAD(tid):
+    """End thread tid from outside; its locks are marked owner-died."""
+    _current().kernel.thread_manager.destroy(tid)
+
+
+def YIELD():
+    """Give the processor to the next runnable thread, if any."""
+    _current().kernel.thread_manager.yield_()
+
+
+__all__ = ["ALLOCATE_THREAD", "EXIT_THREAD", "DESTROY_THREAD", "YIELD"]

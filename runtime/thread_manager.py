@@ -1,0 +1,289 @@
+"""The thread manager: ALLOCATE_THREAD, EXIT_THREAD, DESTROY_THREAD, YIELD, join.
+
+Each thread is a virtual processor: a real OS process, started through
+`multiprocessing` (fork by default on Linux; spawn and forkserver work too,
+because a new VP receives everything it needs as arguments and re-attaches to
+the arenas by name).  Any thread may create threads; the new process is the
+creator's child, and the kernel process is made a "child subreaper" (Linux) so
+that a VP orphaned by its creator's exit is still reaped by the kernel.
+
+A thread ends in one of four ways, recorded in its entry's `reason`:
+
+    exit        the procedure returned, or called EXIT_THREAD(status)
+    exception   an uncaught exception (traceback kept for join)
+    fault       an uncaught memory fault (SegmentationFault, ProtectionFault, ...)
+    destroyed   DESTROY_THREAD, or its process died (SIGKILL from outside)
+
+Dying cleanly is the thread's own job (write status, give back what it holds,
+publish EXITED).  A thread that cannot do it (killed) is *buried* by whoever
+notices first, a joiner, a destroyer or a waiter, using the same steps; the
+DYING state makes sure exactly one burier does them.  Burying runs the
+kernel's death hooks, through which the lock manager marks the dead thread's
+locks owner-died.
+"""
+
+import os
+import pickle
+import select
+import signal
+import sys
+import time
+import traceback
+
+from . import atomics
+from .context import Context, current
+from .errors import KernelError, MemoryFault, NotPicklable, OutOfResources, ThreadFailed
+from .threads import (DESTROYED, DONE, DYING, EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY,
+                      FREE, LIVE, O_FLAGS, O_PID, O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
+
+
+class ThreadExit(BaseException):
+    """Raised by EXIT_THREAD; caught by the VP bootstrap (or the Kernel, in thread 0)."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+class ThreadManager:
+    """Thread calls.  One instance per process per kernel; all state is in the
+    thread table except `_procs`, this process's own multiprocessing.Process
+    objects (private to this process, reset in every new VP)."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.threads = kernel.threads
+        self._procs = {}
+
+    # --- ALLOCATE_THREAD -----------------------------------------------------
+
+    def allocate(self, procedure, as_id, args):
+        """Create a thread running procedure(*args) in address space as_id.
+        Returns its tid at once.  Raises TypeError, NoSuchAddressSpace,
+        NotPicklable (spawn only), OutOfResources."""
+        if not callable(procedure):
+            raise TypeError(f"ALLOCATE_THREAD needs a callable procedure, got {type(procedure).__name__} {procedure!r}")
+        k = self.kernel
+        k.check_address_space(as_id)
+        payload = None
+        if k.config.start_method != "fork":
+            try:
+                payload = pickle.dumps((procedure, args))
+            except Exception as e:
+                raise NotPicklable(
+                    f"cannot send {getattr(procedure, '__qualname__', procedure)!r} and its arguments to a new "
+                    f"process under the {k.config.start_method!r} start method: {e}. Use a module-level "
+                    "function and picklable arguments (handles, numbers, bytes, ...)") from None
+        ctx = current()
+        name = getattr(procedure, "__qualname__", None) or getattr(procedure, "__name__", None) or type(procedure).__name__
+        tid = self.threads.reserve(name, as_id, ctx.tid)
+        self._reap_finished()
+        mp = k.mp_context()
+        if payload is None:
+            proc = mp.Process(target=_vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
+        else:
+            proc = mp.Process(target=_vp_spawned, args=(k.handle(), tid, payload), name=f"vos-vp-{tid}")
+        try:
+            proc.start()
+        except OSError as e:
+            self.threads.put32(self.threads.off(tid, O_STATE), FREE)
+            raise OutOfResources(f"the host refused a new process for thread {tid}: {e}") from None
+        self.threads.put64(self.threads.off(tid, O_PID), proc.pid)
+        self._procs[tid] = proc
+        return tid
+
+    def _reap_finished(self):
+        for tid, proc in list(self._procs.items()):
+            if proc.exitcode is not None:  # polls waitpid(WNOHANG): reaps the zombie
+                del self._procs[tid]
+
+    # --- EXIT_THREAD / YIELD -------------------------------------------------
+
+    def yield_(self):
+        """Give the processor to the next thread in line, if any waits."""
+        ctx = current()
+        if not ctx.is_vp:
+            return
+        if not ctx.switch(voluntary=True):
+            os.sched_yield() if hasattr(os, "sched_yield") else time.sleep(0)
+
+    # --- join ----------------------------------------------------------------
+
+    def join(self, tid, timeout=None):
+        """Wait for thread tid to end; return its exit status or raise
+        ThreadFailed.  TimeoutError if `timeout` seconds pass first.  Frees the
+        thread's slot (a tid can be joined once; again: NoSuchThread)."""
+        ctx = current()
+        if tid == ctx.tid:
+            raise KernelError(f"thread {tid} cannot join itself")
+        if tid == 0:
+            raise KernelError("thread 0 is the boot program; it is never joined")
+        t = self.threads
+        o = t.off(tid)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if t.get32(o + O_STATE) not in DONE:
+            with ctx.waiting(WAIT_JOIN, tid):
+                while True:
+                    word = t.get32(o + O_STATE)
+                    if word in DONE:
+                        break
+                    if word in LIVE:
+                        pid = t.get64(o + O_PID)
+                        if pid and not pid_alive(pid):
+                            self.bury(tid, DESTROYED, "ProcessDied",
+                                      f"the process (pid {pid}) of thread {tid} died without exiting")
+                            continue
+                    slice_ = 0.2
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError(f"thread {tid} did not end within {timeout} s "
+                                               f"(it is {t.snapshot_one(tid)['state']})")
+                        slice_ = min(slice_, left)
+                    atomics.futex_wait(t.addr + (o - t.base), word, slice_)
+                    ctx.check_kernel()
+        status = t.read_status(tid)
+        reason = t.get32(o + O_REASON)
+        if not t.release_slot(tid):
+            raise KernelError(f"thread {tid} was joined by another thread at the same time")
+        self._reap(tid)
+        if status[0] == "exit":
+            return status[1]
+        _, exc_type, message, tb = status
+        raise ThreadFailed(tid, REASON_NAMES[reason], exc_type, message, tb)
+
+    def _reap(self, tid, timeout=5.0):
+        proc = self._procs.pop(tid, None)
+        if proc is not None:
+            proc.join(timeout)
+
+    # --- DESTROY_THREAD and burying --------------------------------------------
+
+    def destroy(self, tid):
+        """End thread tid from outside: SIGKILL its process, then bury it (its
+        locks become owner-died).  Returns once it is dead.  NoSuchThread for
+        an unknown tid; a thread that already ended is left as it is."""
+        ctx = current()
+        t = self.threads
+        o = t.off(tid)
+        if tid == 0:
+            raise KernelError("thread 0 is the boot program: leave the `with Kernel` block to end it")
+        if tid == ctx.tid:
+            self.end_self(("failed", "Destroyed", f"thread {tid} destroyed itself", ""), FAULTED, DESTROYED)
+        if t.get32(o + O_STATE) in DONE + (DYING,):
+            return
+        atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_DESTROY)
+        pid = self._wait_for_pid(o)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._wait_dead(tid, pid)
+        self.bury(tid, DESTROYED, "Destroyed", f"thread {tid} was destroyed by thread {ctx.tid}")
+
+    def _wait_for_pid(self, o, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not (pid := self.threads.get64(o + O_PID)) and time.monotonic() < deadline:
+            time.sleep(0.0005)  # the creator records it right after fork; never more than a moment
+        return pid
+
+    def _wait_dead(self, tid, pid, timeout=5.0):
+        proc = self._procs.get(tid)
+        if proc is not None:
+            proc.join(timeout)
+            return
+        wait_pid_exit(pid, timeout)
+
+    def bury(self, tid, reason, exc_type, message):
+        """Do the dying for a thread whose process is dead.  Any process; exactly
+        one caller does the work."""
+        t = self.threads
+        if not t.claim_dead(tid):
+            return
+        t.write_status(tid, ("failed", exc_type, message, ""))
+        self.kernel.processors.release_for_dead(tid)
+        self.kernel.run_death_hooks(tid)
+        t.finish(tid, FAULTED, reason)
+
+    def end_self(self, payload, state, reason):
+        """The calling VP's own death: status, hooks, processor, publish.  Does not return."""
+        k = self.kernel
+        ctx = current()
+        ctx.disarm_clock()
+        t = self.threads
+        t.write_status(ctx.tid, payload)
+        k.run_death_hooks(ctx.tid)
+        k.processors.release(ctx.tid)
+        t.finish(ctx.tid, state, reason)
+        _flush_and_exit(0)
+
+
+def wait_pid_exit(pid, timeout):
+    """Wait until process pid (any process, not only a child) has exited."""
+    deadline = time.monotonic() + timeout
+    if hasattr(os, "pidfd_open"):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                select.select([fd], [], [], timeout)
+            finally:
+                os.close(fd)
+            return
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _flush_and_exit(code):
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+# --- the VP bootstrap: first code of every new virtual processor ---------------
+
+def _vp_spawned(handle, tid, payload):
+    """Entry of a VP started by spawn/forkserver: re-attach, then run."""
+    from .kernel import Kernel
+    try:
+        kernel = Kernel.attach(handle)
+    except FileNotFoundError:
+        os._exit(70)  # the kernel is already gone
+    procedure, args = pickle.loads(payload)
+    _vp_main(kernel, tid, procedure, args)
+
+
+def _vp_main(kernel, tid, procedure, args):
+    """Run one thread in this (new) process.  Does not return."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
+    kernel.enter_vp()
+    ctx = Context(kernel, tid).install()
+    mgr = kernel.thread_manager
+    t = kernel.threads
+    o = t.off(tid)
+    t.put64(o + O_PID, os.getpid())
+    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not kernel.alive():
+        os._exit(0)  # destroyed before it ran: the destroyer buries it
+    ctx.take_processor()
+    ctx.arm_clock()
+    try:
+        status = procedure(*args)
+        payload, state, reason = ("exit", status), EXITED, EXIT
+    except ThreadExit as e:
+        payload, state, reason = ("exit", e.status), EXITED, EXIT
+    except BaseException as e:  # noqa: BLE001 - an uncaught exception ends only this thread
+        ctx.disarm_clock()
+        tb = traceback.format_exc()
+        kind = FAULT if isinstance(e, MemoryFault) else EXCEPTION
+        payload, state, reason = ("failed", type(e).__name__, str(e), tb), FAULTED, kind
+        sys.stderr.write(f"vos: thread {tid} ({getattr(procedure, '__qualname__', procedure)}) "
+                         f"ended by {REASON_NAMES[kind]}:\n{tb}")
+    mgr.end_self(payload, state, reason)
