@@ -30,6 +30,7 @@ process, read by anyone):
 """
 
 import dataclasses
+import importlib
 import multiprocessing
 import os
 import signal
@@ -50,18 +51,21 @@ RUNNING, SHUTDOWN = 1, 2
 H_MAGIC, H_PID, H_START, H_STATE, H_NEXT_ID = 0, 8, 16, 24, 32
 _i64 = struct.Struct("<q")
 
-# Parts that live in the main arena, in layout order: (attribute, class).
+# Parts that live in the main arena, in layout order: (attribute, "module:Class").
 # Each class has section_size(config) -> int, __init__(kernel, offset), and may
-# have boot() (kernel process, once), on_thread_death(tid) (any process, by the
-# burier or the dying thread itself) and shutdown() (kernel process, at the end).
-PARTS = []
+# have boot() (kernel process, once), enter_vp() (first thing in a new VP),
+# on_thread_death(tid) (any process: the dying thread itself or its burier),
+# statistics() and shutdown() (kernel process, at the end).
+PARTS = [
+]
 
 
-def register_part(name, cls):
-    """Add a part to every kernel booted from now on (called at import time by
-    the modules that define parts, so every process registers the same ones)."""
-    if all(n != name for n, _ in PARTS):
-        PARTS.append((name, cls))
+def _parts():
+    out = []
+    for name, where in PARTS:
+        module, cls = where.split(":")
+        out.append((name, getattr(importlib.import_module(module), cls)))
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Kernel:
         lay.add("threads", threads_size)
         lay.add("status", status_size)
         lay.add("processors", Processors.section_size(c.max_threads))
-        for name, cls in PARTS:
+        for name, cls in _parts():
             lay.add(name, cls.section_size(c))
         return lay
 
@@ -134,7 +138,7 @@ class Kernel:
         self.processors = Processors(arena, sec["processors"][0], self.threads, c.processors)
         self.thread_manager = ThreadManager(self)
         self.parts = []
-        for name, cls in PARTS:
+        for name, cls in _parts():
             part = cls(self, sec[name][0])
             setattr(self, name, part)
             self.parts.append(part)
@@ -338,4 +342,4 @@ def _set_subreaper(on):
         pass
 
 
-__all__ = ["Kernel", "Config", "register_part", "FREE"]
+__all__ = ["Kernel", "Config"]
