@@ -23,7 +23,6 @@ runner, which treats it like SIGPIPE.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -264,14 +263,89 @@ class Ctx:
     def file_error(self, name: str, exc: OSError, fmt: str = "{}: {}") -> None:
         self.error(fmt.format(name, strerror(exc)))
 
-    @contextlib.contextmanager
     def open_input(self, name: str):
-        """Open *name* for reading (``-`` is stdin); raises OSError."""
+        """Open *name* for reading (``-`` is stdin).
+
+        Raises OSError if the file cannot be opened.  The returned reader is
+        a context manager whose ``read`` raises :class:`InputError` on read
+        errors (a directory opens fine but fails to read, as in C).
+        """
         if name == "-":
-            yield self.stdin
-            return
-        with open(self.path(name), "rb", buffering=0) as f:
-            yield f
+            return _StdinReader(self.stdin)
+        try:
+            return _FileReader(open(self.path(name), "rb", buffering=0))
+        except IsADirectoryError as exc:
+            return _FailingReader(exc)
+
+    def for_each_input(self, names, handle, open_msg="{qf}: {err}",
+                       read_msg="{qf}: {err}") -> int:
+        """Call ``handle(name, reader)`` for each input name; report open and
+        read errors with the given formats (``{name}``, ``{q}``: quoted,
+        ``{qf}``: quoted if needed, ``{err}``: strerror).  Returns 1 if any
+        error happened, else 0."""
+        status = 0
+        for name in names:
+            try:
+                reader = self.open_input(name)
+            except OSError as exc:
+                self.error(_format_msg(open_msg, name, exc))
+                status = 1
+                continue
+            with reader:
+                try:
+                    handle(name, reader)
+                except InputError as exc:
+                    self.error(_format_msg(read_msg, name, exc.exc))
+                    status = 1
+        return status
+
+
+def _format_msg(fmt: str, name: str, exc: OSError) -> str:
+    return fmt.format(name=name, q=quote(name), qf=quotef(name), err=strerror(exc))
+
+
+class InputError(Exception):
+    """A read error on an input file (deliberately not an OSError, so that
+    catching it can never swallow a BrokenPipeError from a writer)."""
+
+    def __init__(self, exc: OSError):
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+class _StdinReader:
+    def __init__(self, reader):
+        self._reader = reader
+
+    def read(self, n: int = -1) -> bytes:
+        return self._reader.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+class _FileReader(_StdinReader):
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._reader.read(n)
+        except OSError as exc:
+            raise InputError(exc) from exc
+
+    def __exit__(self, *exc_info):
+        self._reader.close()
+        return False
+
+
+class _FailingReader(_StdinReader):
+    def __init__(self, exc: OSError):
+        super().__init__(None)
+        self._exc = exc
+
+    def read(self, n: int = -1) -> bytes:
+        raise InputError(self._exc)
 
 
 def program(name: str, shortopts: str = "", longopts=None, *, status: int = 1,

@@ -1,0 +1,31 @@
+"""`vos demo [NAME]`: list the demos, or run one."""
+
+import demos
+
+
+def add_parser(sub):
+    p = sub.add_parser("demo", help="list the demos, or run one", description=__doc__)
+    p.add_argument("name", nargs="?", help="the demo to run (omit to list them)")
+    p.add_argument("--quick", action="store_true", help="a shorter run")
+    return p
+
+
+def run(args, console):
+    if not args.name:
+        from rich.table import Table
+        t = Table(title="vos demos (in lecture order; `vos tour` runs them all)")
+        t.add_column("demo")
+        t.add_column("what it shows")
+        t.add_column("slide")
+        for name, mod in demos.all_demos():
+            t.add_row(name, mod.TITLE, getattr(mod, "SLIDE", ""))
+        console.print(t)
+        return 0
+    try:
+        mod = demos.get(args.name)
+    except KeyError:
+        names = ", ".join(n for n, _ in demos.all_demos())
+        console.print(f"[red]no demo named {args.name!r}[/]; the demos are: {names}")
+        return 2
+    mod.main(console, quick=args.quick)
+    return 0
