@@ -31,6 +31,8 @@ import secrets
 import sys
 from multiprocessing import resource_tracker, shared_memory
 
+import _posixshmem
+
 from .errors import OutOfResources
 
 PREFIX = "vos_"
@@ -119,14 +121,11 @@ class Arena:
 
 
 def unlink(name):
-    """Remove a segment by name; a missing one is fine."""
+    """Remove a segment by name; a missing one is fine.  (Straight to
+    shm_unlink: SharedMemory.unlink would also "unregister" the name with a
+    resource tracker that never registered it, which prints a KeyError.)"""
     try:
-        shm = _open(name, False, 0)
-    except FileNotFoundError:
-        return
-    shm.close()
-    try:
-        shm.unlink()
+        _posixshmem.shm_unlink("/" + name.lstrip("/"))
     except FileNotFoundError:
         pass
 

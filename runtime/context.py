@@ -47,6 +47,7 @@ class Context:
         self.in_dispatch = False   # inside the dispatcher: the clock handler must not re-enter it
         self.on_cpu = False        # holds a processor (set by take_processor, cleared by waiting)
         self._last_check = time.monotonic()
+        self._clock_armed = False
 
     # --- entering and leaving ------------------------------------------------
 
@@ -105,6 +106,7 @@ class Context:
         try:
             self.kernel.processors.acquire(self.tid, self.check_kernel)
             self.on_cpu = True
+            self._restart_quantum()
         finally:
             self.in_dispatch = False
 
@@ -117,6 +119,7 @@ class Context:
         try:
             k.processors.release(self.tid)
             k.processors.acquire(self.tid, self.check_kernel)
+            self._restart_quantum()
         finally:
             self.in_dispatch = False
         t = k.threads
@@ -129,11 +132,18 @@ class Context:
     def arm_clock(self):
         """Start this VP's interval timer (VPs only)."""
         signal.signal(signal.SIGALRM, self._tick)
-        period = self.kernel.config.quantum if self.kernel.processors.limited else _LIVENESS_PERIOD / 2
-        signal.setitimer(signal.ITIMER_REAL, period, period)
+        self._clock_armed = True
+        self._restart_quantum()
 
-    @staticmethod
-    def disarm_clock():
+    def _restart_quantum(self):
+        """A thread that just got a processor gets a whole quantum: restart the
+        timer from now (timers armed in lockstep would preempt newcomers at once)."""
+        if self._clock_armed:
+            period = self.kernel.config.quantum if self.kernel.processors.limited else _LIVENESS_PERIOD / 2
+            signal.setitimer(signal.ITIMER_REAL, period, period)
+
+    def disarm_clock(self):
+        self._clock_armed = False
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
 
     def _tick(self, signum, frame):
