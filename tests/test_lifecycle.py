@@ -1,0 +1,95 @@
+"""Leaving the kernel: Ctrl-C, SIGTERM, SIGKILL of the kernel, and `vos clean`.
+
+Each test runs a boot program in its own process (tests/kernel_child.py) and
+checks, from outside, that its VPs end and its segments go."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from runtime import Kernel, arena, cleanup
+
+pytestmark = pytest.mark.timeout(60)
+CHILD = os.path.join(os.path.dirname(__file__), "kernel_child.py")
+METHODS = ["fork", "spawn"]
+
+
+def start(method):
+    proc = subprocess.Popen([sys.executable, CHILD, method], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        pytest.fail(f"the boot program did not start: {proc.stderr.read()}")
+    return proc, json.loads(line)
+
+
+def segments_of(info):
+    return [n for n in arena.list_segments() if n.startswith(info["arena"])]
+
+
+def all_gone(pids, timeout):
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_ctrl_c_ends_every_vp_and_removes_every_segment(method):
+    proc, info = start(method)
+    assert segments_of(info)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert all_gone(info["vps"], 5) == []
+    assert segments_of(info) == []
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_sigterm_ends_every_vp_and_removes_every_segment(method):
+    proc, info = start(method)
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert all_gone(info["vps"], 5) == []
+    assert segments_of(info) == []
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_sigkill_of_the_kernel_then_vos_clean(method):
+    proc, info = start(method)
+    proc.kill()
+    proc.wait(timeout=10)
+    # The VPs notice that their kernel is gone (clock-interrupt liveness check) within ~1 s.
+    assert all_gone(info["vps"], 5) == []
+    assert segments_of(info), "a SIGKILLed kernel cannot remove its own arena"
+    dead = cleanup.find_dead()
+    assert info["arena"] in dead
+    cleanup.clean(dead)
+    assert segments_of(info) == []
+
+
+def test_vos_clean_never_touches_a_live_kernel():
+    with Kernel() as k:
+        assert k.arena.name not in cleanup.find_dead()
+        out = subprocess.run([sys.executable, "-m", "runtime", "clean"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0
+        assert k.arena.name in arena.list_segments()
+
+
+def test_an_exception_in_the_boot_program_cleans_up():
+    with pytest.raises(RuntimeError):
+        with Kernel() as k:
+            name = k.arena.name
+            raise RuntimeError("the boot program failed")
+    assert name not in arena.list_segments()

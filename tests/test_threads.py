@@ -1,0 +1,191 @@
+"""The thread manager: ALLOCATE_THREAD, EXIT_THREAD, DESTROY_THREAD, join, and bad input."""
+
+import os
+import pickle
+import signal
+import time
+
+import pytest
+
+from runtime import Kernel
+from runtime.errors import (KernelError, NoSuchAddressSpace, NoSuchThread, NotPicklable, OutOfResources,
+                            ThreadFailed)
+from runtime.textbook import ALLOCATE_THREAD, DESTROY_THREAD, EXIT_THREAD
+
+pytestmark = pytest.mark.timeout(60)
+METHODS = ["fork", "spawn"]
+
+
+def double(x):
+    return 2 * x
+
+
+def fail(msg):
+    raise ValueError(msg)
+
+
+def exit_early(status):
+    EXIT_THREAD(status)
+    return "not reached"
+
+
+def spin_forever():
+    while True:
+        pass
+
+
+def spawn_child_and_join(x):
+    from runtime.context import current
+    k = current().kernel
+    tid = ALLOCATE_THREAD(double, k.address_space, x)
+    return k.join(tid, timeout=30) + 1
+
+
+def wait_for(predicate, timeout=10.0):
+    """Poll observed state (never a fixed sleep); fail the test if it never holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.002)
+
+
+def state_of(k, tid):
+    return next(r for r in k.thread_info() if r["tid"] == tid)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_thread_returns_its_status(method):
+    with Kernel(start_method=method) as k:
+        tids = [ALLOCATE_THREAD(double, k.address_space, i) for i in range(4)]
+        assert [k.join(t, timeout=30) for t in tids] == [0, 2, 4, 6]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_exit_thread_sets_the_status(method):
+    with Kernel(start_method=method) as k:
+        assert k.join(ALLOCATE_THREAD(exit_early, k.address_space, {"ok": 1}), timeout=30) == {"ok": 1}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_exception_ends_only_its_thread(method):
+    with Kernel(start_method=method) as k:
+        bad = ALLOCATE_THREAD(fail, k.address_space, "boom")
+        good = ALLOCATE_THREAD(double, k.address_space, 5)
+        with pytest.raises(ThreadFailed) as info:
+            k.join(bad, timeout=30)
+        assert info.value.reason == "exception"
+        assert info.value.exc_type == "ValueError" and info.value.message == "boom"
+        assert "raise ValueError(msg)" in info.value.traceback
+        assert k.join(good, timeout=30) == 10
+        assert k.join(ALLOCATE_THREAD(double, k.address_space, 1), timeout=30) == 2  # kernel still fine
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_thread_can_create_threads(method):
+    with Kernel(start_method=method) as k:
+        assert k.join(ALLOCATE_THREAD(spawn_child_and_join, k.address_space, 20), timeout=30) == 41
+
+
+def test_thread_failed_survives_pickling():
+    e = ThreadFailed(3, "fault", "SegmentationFault", "bad address", "tb")
+    again = pickle.loads(pickle.dumps(e))
+    assert (again.tid, again.reason, again.exc_type, again.message) == (3, "fault", "SegmentationFault", "bad address")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_destroy_thread_leaves_the_others_running(method):
+    with Kernel(start_method=method) as k:
+        victim = ALLOCATE_THREAD(spin_forever, k.address_space)
+        wait_for(lambda: state_of(k, victim)["state"] == "RUNNING")
+        DESTROY_THREAD(victim)
+        with pytest.raises(ThreadFailed) as info:
+            k.join(victim, timeout=30)
+        assert info.value.reason == "destroyed"
+        assert k.join(ALLOCATE_THREAD(double, k.address_space, 4), timeout=30) == 8
+
+
+def test_a_vp_killed_from_outside_is_reported_destroyed():
+    with Kernel() as k:
+        victim = ALLOCATE_THREAD(spin_forever, k.address_space)
+        wait_for(lambda: state_of(k, victim)["state"] == "RUNNING")
+        os.kill(state_of(k, victim)["pid"], signal.SIGKILL)
+        with pytest.raises(ThreadFailed) as info:
+            k.join(victim, timeout=30)
+        assert info.value.reason == "destroyed" and "died" in info.value.message
+
+
+def test_bad_input_raises_named_errors_at_once():
+    with Kernel(max_threads=3) as k:
+        with pytest.raises(TypeError):
+            ALLOCATE_THREAD(42, k.address_space)
+        with pytest.raises(NoSuchAddressSpace):
+            ALLOCATE_THREAD(double, 987654, 1)
+        with pytest.raises(NoSuchThread):
+            k.join(12345)
+        with pytest.raises(NoSuchThread):
+            DESTROY_THREAD(12345)
+        with pytest.raises(KernelError):
+            k.join(0)
+        a = ALLOCATE_THREAD(spin_forever, k.address_space)
+        b = ALLOCATE_THREAD(spin_forever, k.address_space)
+        with pytest.raises(OutOfResources):
+            ALLOCATE_THREAD(double, k.address_space, 1)
+        with pytest.raises(TimeoutError):
+            k.join(a, timeout=0.05)
+        DESTROY_THREAD(a)
+        DESTROY_THREAD(b)
+        for t in (a, b):
+            with pytest.raises(ThreadFailed):
+                k.join(t, timeout=30)
+        assert k.join(ALLOCATE_THREAD(double, k.address_space, 2), timeout=30) == 4  # slots were freed
+        tid = ALLOCATE_THREAD(double, k.address_space, 3)
+        k.join(tid, timeout=30)
+        with pytest.raises(NoSuchThread):
+            k.join(tid)  # a thread is joined once
+
+
+def test_unpicklable_arguments_fail_at_once_under_spawn():
+    with Kernel(start_method="spawn") as k:
+        with pytest.raises(NotPicklable):
+            ALLOCATE_THREAD(lambda: 1, k.address_space)
+        with pytest.raises(NotPicklable):
+            ALLOCATE_THREAD(double, k.address_space, lambda: 1)
+        assert k.join(ALLOCATE_THREAD(double, k.address_space, 1), timeout=30) == 2
+
+
+def test_unpicklable_arguments_are_fine_under_fork():
+    with Kernel(start_method="fork") as k:
+        assert k.join(ALLOCATE_THREAD(lambda f: f(2), k.address_space, lambda x: x + 1), timeout=30) == 3
+
+
+def test_bad_kernel_arguments():
+    for kwargs in [dict(processors=0), dict(processors="2"), dict(frames=0), dict(page_size=1000),
+                   dict(max_threads=1), dict(start_method="teleport")]:
+        with pytest.raises(ValueError):
+            Kernel(**kwargs)
+
+
+def test_one_kernel_per_process():
+    with Kernel():
+        with pytest.raises(KernelError):
+            with Kernel():
+                pass
+
+
+def test_join_of_a_waiting_thread_shows_what_it_waits_for():
+    with Kernel() as k:
+        sleeper = ALLOCATE_THREAD(spin_forever, k.address_space)
+        joiner = ALLOCATE_THREAD(_join_it, k.address_space, sleeper)
+        wait_for(lambda: state_of(k, joiner)["state"] == "WAITING")
+        assert state_of(k, joiner)["waits_for"] == f"join thread {sleeper}"
+        DESTROY_THREAD(sleeper)
+        assert k.join(joiner, timeout=30) == "destroyed"
+
+
+def _join_it(tid):
+    from runtime.context import current
+    try:
+        current().kernel.join(tid)
+    except ThreadFailed as e:
+        return e.reason
