@@ -92,6 +92,7 @@ class Context:
         self.in_dispatch = True
         try:
             self.on_cpu = False
+            k.processors.account(self.tid, time.process_time_ns())
             k.processors.release(self.tid, WAITING)
         finally:
             self.in_dispatch = False
@@ -117,6 +118,7 @@ class Context:
             return False
         self.in_dispatch = True
         try:
+            k.processors.account(self.tid, time.process_time_ns())
             k.processors.release(self.tid)
             k.processors.acquire(self.tid, self.check_kernel)
             self._restart_quantum()

@@ -33,6 +33,7 @@ import dataclasses
 import importlib
 import multiprocessing
 import os
+import pickle
 import signal
 import struct
 import sys
@@ -47,6 +48,7 @@ from .thread_manager import ThreadExit, ThreadManager, wait_pid_exit
 from .threads import FREE, ThreadTable, pid_alive
 
 MAGIC = b"VOSKERN1"
+CONFIG_SIZE = 4096  # the pickled Config, so that `vos top` can attach to any kernel by name
 RUNNING, SHUTDOWN = 1, 2
 H_MAGIC, H_PID, H_START, H_STATE, H_NEXT_ID = 0, 8, 16, 24, 32
 _i64 = struct.Struct("<q")
@@ -121,6 +123,7 @@ class Kernel:
         c = self.config
         lay = Layout()
         lay.add("header", 64)
+        lay.add("config", CONFIG_SIZE)
         threads_size, status_size = ThreadTable.sizes(c.max_threads)
         lay.add("threads", threads_size)
         lay.add("status", status_size)
@@ -152,6 +155,27 @@ class Kernel:
         self._owner_pid = None
         self._wire(Arena.attach(name), self._layout())
         return self
+
+    @classmethod
+    def attach_by_name(cls, name):
+        """A read-mostly view of the kernel whose main arena is `name`, from any
+        process (the monitor).  FileNotFoundError if it is gone."""
+        a = Arena.attach(name)
+        try:
+            if bytes(a.buf[H_MAGIC:H_MAGIC + 8]) != MAGIC:
+                raise ValueError(f"{name} is not a vos kernel arena")
+            o = 64  # the config section follows the header
+            n = _i64.unpack_from(a.buf, o)[0]
+            config = pickle.loads(bytes(a.buf[o + 8:o + 8 + n]))
+        finally:
+            a.close()
+        return cls.attach((name, config))
+
+    def detach(self):
+        """Unmap a view made by attach/attach_by_name (never removes anything)."""
+        if self._owner_pid != os.getpid() and self.arena is not None:
+            self.arena.close()
+            self.arena = None
 
     def handle(self):
         """What a spawned VP needs to find this kernel: (arena name, config)."""
@@ -185,6 +209,12 @@ class Kernel:
             _i64.pack_into(buf, H_PID, os.getpid())
             _i64.pack_into(buf, H_START, _start_ticks(os.getpid()))
             _i64.pack_into(buf, H_STATE, RUNNING)
+            cfg = pickle.dumps(self.config)
+            if len(cfg) > CONFIG_SIZE - 8:
+                raise ValueError("the kernel's settings are too large to record")
+            o = layout.sections["config"][0]
+            _i64.pack_into(buf, o, len(cfg))
+            buf[o + 8:o + 8 + len(cfg)] = cfg
             self.processors.boot()
             for part in self.parts:
                 if hasattr(part, "boot"):

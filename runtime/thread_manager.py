@@ -213,6 +213,7 @@ class ThreadManager:
         ctx.disarm_clock()
         t = self.threads
         t.write_status(ctx.tid, payload)
+        k.processors.account(ctx.tid, time.process_time_ns())
         k.run_death_hooks(ctx.tid)
         k.processors.release(ctx.tid)
         t.finish(ctx.tid, state, reason)

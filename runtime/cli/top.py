@@ -1,0 +1,69 @@
+"""`vos top [ARENA]`: watch the threads of a running kernel, live.
+
+Reads the kernel's tables straight from shared memory without taking any
+lock, so it works even when the kernel's threads are wedged (deadlocked,
+spinning, or stopped in a debugger)."""
+
+import time
+
+from rich.live import Live
+
+from .. import arena
+from ..kernel import Kernel
+from .render import kernels_table, threads_table
+
+
+def add_parser(sub):
+    p = sub.add_parser("top", help="watch the threads of a running kernel", description=__doc__)
+    p.add_argument("arena", nargs="?", help="the kernel's arena name (default: the only running kernel)")
+    p.add_argument("--interval", type=float, default=0.2, help="seconds between refreshes")
+    p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    return p
+
+
+def _running_kernels():
+    mains = sorted({arena.parse_name(n)[1] for n in arena.list_segments()})
+    out = []
+    for name in mains:
+        try:
+            k = Kernel.attach_by_name(name)
+        except (FileNotFoundError, ValueError, OSError):
+            continue
+        if k.alive():
+            out.append((name, k))
+        else:
+            k.detach()
+    return out
+
+
+def run(args, console):
+    kernels = _running_kernels()
+    if args.arena:
+        chosen = [k for n, k in kernels if n == args.arena]
+    else:
+        chosen = [k for _, k in kernels]
+    if len(chosen) != 1:
+        if not kernels:
+            console.print("no vos kernel is running")
+        else:
+            console.print(kernels_table([(n, k.threads.get64(k.threads.slot_off(0, 16)), len(k.thread_info()))
+                                         for n, k in kernels]))
+            console.print("name one: `vos top ARENA`")
+        for _, k in kernels:
+            k.detach()
+        return 0 if not args.arena else 2
+    k = chosen[0]
+    title = f"kernel {k.arena.name}"
+    try:
+        if args.once:
+            console.print(threads_table(k.thread_info(), title, k.statistics()["processors"], show_boot=True))
+            return 0
+        with Live(console=console, refresh_per_second=max(1, int(1 / args.interval))) as live:
+            while k.alive():
+                live.update(threads_table(k.thread_info(), title, k.statistics()["processors"], show_boot=True))
+                time.sleep(args.interval)
+        console.print("the kernel has ended")
+        return 0
+    finally:
+        for _, other in kernels:
+            other.detach()
