@@ -70,12 +70,12 @@ def fmt(value):
 def table(console, title, rows, runs):
     """Print rows as one rich table (the only output format of `vos bench`)."""
     from rich.table import Table
-    t = Table(title=f"{title}  (median of {runs} runs; ratio > 1 means vos is ahead)")
+    t = Table(title=f"{title}  (median of {runs} runs; ratio > 1 means vos is ahead)", expand=False)
     for col, just in [("case", "left"), ("vos", "right"), ("peer", "left"), ("peer value", "right"),
                       ("ratio", "right"), ("goal", "right"), ("", "left"), ("note", "left")]:
-        t.add_column(col, justify=just)
+        t.add_column(col, justify=just, no_wrap=col in ("vos", "peer value", "ratio", "goal"))
     for r in rows:
-        goal = "" if r.goal is None else f"≥ {r.goal:g}x"
+        goal = "" if r.goal is None else f"≥{r.goal:.2f}x"
         verdict = {"met": "[green]met[/]", "MISSED": "[red]missed[/]", "": ""}[r.verdict]
         t.add_row(r.case, f"{fmt(r.vos)}{r.unit}", r.peer_name, f"{fmt(r.peer)}{r.unit}",
                   f"{r.ratio:.2f}x", goal, verdict, r.note)

@@ -93,6 +93,10 @@ class ThreadManager:
         return tid
 
     def _reap_finished(self):
+        """Reap the zombies of threads that someone else joined.  Joined threads
+        are reaped by join itself, so this only runs when many pile up."""
+        if len(self._procs) < 32:
+            return
         for tid, proc in list(self._procs.items()):
             if proc.exitcode is not None:  # polls waitpid(WNOHANG): reaps the zombie
                 del self._procs[tid]
