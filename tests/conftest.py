@@ -17,12 +17,21 @@ from runtime import arena
 from runtime.context import current_or_none
 
 
+def _ours(name):
+    """Segments and swap files of kernels booted in this test process.  (Other
+    test runs may share the host: their segments are none of our business, and
+    tests that boot kernels in child processes check those themselves.)"""
+    parsed = arena.parse_name(name)
+    return parsed is not None and parsed[0] == os.getpid()
+
+
 def _segments():
-    return set(arena.list_segments())
+    return {n for n in arena.list_segments() if _ours(n)}
 
 
 def _swapfiles():
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "vos_*.swap")))
+    return {p for p in glob.glob(os.path.join(tempfile.gettempdir(), "vos_*.swap"))
+            if _ours(os.path.basename(p)[:-len(".swap")])}
 
 
 def _children():
