@@ -326,6 +326,14 @@ class Kernel:
         """One dict per thread (state, waits_for, run time, switches, ...), lock-free."""
         return self.threads.snapshot()
 
+    def _check_invariants(self):
+        """Check every part's internal invariants (tests call this)."""
+        self.threads._check_invariants()
+        self.processors._check_invariants()
+        for part in self.parts:
+            if hasattr(part, "_check_invariants"):
+                part._check_invariants()
+
     def statistics(self):
         stats = {"threads": self.thread_info()}
         busy, waiting = self.processors.in_use()

@@ -138,6 +138,16 @@ class Processors:
         admitted = min(tickets, self.m + releases)
         return admitted - releases, max(0, tickets - self.m - releases)
 
+    def _check_invariants(self):
+        """At most m threads hold a processor; the counters are consistent."""
+        tickets, releases = struct.unpack_from("<qq", self.buf, self.base)
+        assert releases <= tickets, f"more releases ({releases}) than tickets ({tickets})"
+        on_cpu = [r["tid"] for r in self.threads.snapshot() if r["on_cpu"]]
+        if self.limited:
+            assert len(on_cpu) <= self.m, f"{len(on_cpu)} threads hold one of {self.m} processors: {on_cpu}"
+        else:
+            assert not on_cpu, "no processor limit, yet threads are marked on a processor"
+
     def account(self, tid, cpu_ns):
         """Record the thread's CPU time so far (self only)."""
         self.threads.put64(self.threads.off(tid, O_RUN), cpu_ns)

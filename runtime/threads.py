@@ -265,6 +265,23 @@ class ThreadTable:
                 faults=faults, on_cpu=bool(flags & FLAG_ON_CPU), ticket=ticket, started_ns=started))
         return rows
 
+    def _check_invariants(self):
+        """Raise AssertionError if the table is inconsistent (tests call this
+        when the machine is quiet)."""
+        for slot in range(self.n):
+            o = self.slot_off(slot)
+            state = self.get32(o + O_STATE)
+            assert state < len(STATE_NAMES), f"slot {slot}: bad state {state}"
+            if state == FREE:
+                continue
+            tid = self._get64(o + O_TID)
+            assert tid % self.n == slot, f"slot {slot} holds tid {tid}"
+            assert state != DYING, f"thread {tid} stuck DYING: a burier died mid-burial"
+            if state in DONE:
+                assert 0 < self._get64(o + O_STATUS_LEN) <= STATUS_SIZE, f"thread {tid} ended without a status"
+            if state in LIVE and slot != 0:
+                assert self._get64(o + O_PID) > 0, f"live thread {tid} has no pid"
+
     def snapshot_one(self, tid):
         """The snapshot row of one thread (NoSuchThread if unknown)."""
         self.off(tid)

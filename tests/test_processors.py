@@ -41,6 +41,7 @@ def test_preemption_shares_one_processor_fairly():
         start = time.time()
         tids = [ALLOCATE_THREAD(burn_cpu, k.address_space, work) for _ in range(3)]
         ends = sorted(k.join(t, timeout=30) - start for t in tids)
+        k._check_invariants()
     assert ends[0] > 0.6 * ends[-1], f"not fair: finish times {ends}"
 
 
@@ -59,6 +60,7 @@ def test_at_most_m_threads_run_at_once():
         while any(r["state"] not in ("EXITED", "FAULTED") for r in k.thread_info() if r["tid"] in tids):
             rows = [r for r in k.thread_info() if r["tid"] in tids]
             assert sum(r["on_cpu"] for r in rows) <= 2
+            k._check_invariants()
             seen_waiting |= any(r["waits_for"] == "processor" for r in rows)
             time.sleep(0.005)  # sampling rate of an observer, not ordering
         assert seen_waiting

@@ -79,6 +79,7 @@ def test_an_exception_ends_only_its_thread(method):
         assert "raise ValueError(msg)" in info.value.traceback
         assert k.join(good, timeout=30) == 10
         assert k.join(ALLOCATE_THREAD(double, k.address_space, 1), timeout=30) == 2  # kernel still fine
+        k._check_invariants()
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -103,6 +104,7 @@ def test_destroy_thread_leaves_the_others_running(method):
             k.join(victim, timeout=30)
         assert info.value.reason == "destroyed"
         assert k.join(ALLOCATE_THREAD(double, k.address_space, 4), timeout=30) == 8
+        k._check_invariants()
 
 
 def test_a_vp_killed_from_outside_is_reported_destroyed():
