@@ -42,3 +42,16 @@ def test_unknown_benchmark_is_an_error():
 def test_top_without_kernels():
     out = vos("top", "--once", "vos_1_deadbeef")
     assert out.returncode in (0, 2)
+
+
+def test_top_shows_a_live_kernel_from_another_process():
+    from runtime import Kernel
+    from runtime.textbook import ALLOCATE_THREAD
+    from tests.test_threads import spin_forever, state_of, wait_for
+    with Kernel(processors=1) as k:
+        tid = ALLOCATE_THREAD(spin_forever, k.address_space)
+        wait_for(lambda: state_of(k, tid)["state"] == "RUNNING")
+        out = subprocess.run([sys.executable, "-m", "runtime", "top", "--once", k.arena.name],
+                             capture_output=True, text=True, timeout=60, env={"COLUMNS": "150", **__import__("os").environ})
+        assert out.returncode == 0, out.stderr
+        assert "spin_forever" in out.stdout and "RUNNING" in out.stdout and "boot" in out.stdout
