@@ -59,6 +59,7 @@ _i64 = struct.Struct("<q")
 # on_thread_death(tid) (any process: the dying thread itself or its burier),
 # statistics() and shutdown() (kernel process, at the end).
 PARTS = [
+    ("vm", "runtime.memory.vm:VirtualMemory"),
 ]
 
 

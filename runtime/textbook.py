@@ -13,6 +13,8 @@ as the Pythonic layer.  AWAIT follows S&K: it returns once the eventcount
 
 from .context import current as _current
 from .thread_manager import ThreadExit as _ThreadExit
+from .memory import (CREATE_ADDRESS_SPACE, DELETE_ADDRESS_SPACE, ALLOCATE_BLOCK, FREE_BLOCK, MAP, UNMAP,  # noqa: E501
+                     LOAD, STORE, LOAD_BYTES, STORE_BYTES, RSM)
 
 
 def ALLOCATE_THREAD(procedure, as_id, *args):
@@ -36,3 +38,5 @@ def YIELD():
 
 
 __all__ = ["ALLOCATE_THREAD", "EXIT_THREAD", "DESTROY_THREAD", "YIELD"]
+__all__ += ["CREATE_ADDRESS_SPACE", "DELETE_ADDRESS_SPACE", "ALLOCATE_BLOCK", "FREE_BLOCK", "MAP", "UNMAP",
+            "LOAD", "STORE", "LOAD_BYTES", "STORE_BYTES", "RSM"]

@@ -1,0 +1,525 @@
+"""The pager: LOAD, STORE, LOAD_BYTES, STORE_BYTES and RSM through page tables.
+
+Every memory access of a thread names a *virtual* address, resolved in the
+calling thread's address space (its thread-table entry says which):
+
+    vaddr -> (page, offset) -> page-table entry (valid, write) -> page descriptor
+          -> state: resident in frame f | demand-zero | in swap | in transit
+          -> arena offset  frames + f * page_size + offset
+
+Fast path.  The walk above, under the VM lock, costs microseconds; a LOAD must
+cost about as much as a struct.unpack_from.  So each process keeps a TLB, a
+dict  page -> (epoch tag, arena offset - page base, writable),  and an access
+that hits it costs a dict lookup, one unpack_from of the address space's epoch
+word (is the tag still current?) and the access itself: no lock, no atomic.
+A miss, a stale tag, a misaligned word or a STORE through a read-only entry
+goes to `MMU.fault`, the slow path, which raises the faults or loads a
+translation and lets the access try again.  shootdown.py argues why no thread
+can use a translation after its frame was given to another page.
+
+Referenced and dirty bits.  A fault sets REF in the page descriptor when it
+loads a translation (like the x86 accessed bit, on the page walk).  A clean
+page gets a read-only TLB entry even when mapped "rw": its first STORE faults
+once more, sets DIRTY and upgrades the entry, so DIRTY is exact and a clean
+victim need not be written to swap.
+
+Page faults (all in the faulting thread, counted in its thread entry's `faults`
+and in the address space's statistics):
+
+    demand-zero   first touch of a page: a frame, filled with zeros
+    swap-in       the page is in swap: a frame, then read it back (waits, WAIT_SWAP)
+    segmentation  no mapping: SegmentationFault(tid, address, page)
+    protection    STORE or RSM to an "r" page: ProtectionFault(tid, address, page)
+
+No free frame: the replacement policy picks a victim and the faulting thread
+evicts it itself (frames.py), with a TLB shootdown (shootdown.py).
+
+Processes and state.  `_mmu` is this process's MMU: the TLB of the one thread
+this process runs.  It is a cache, rebuilt lazily whenever the process's
+context changes (a new VP, a new kernel), never meaningful across processes.
+A process that cannot take the shootdown interrupt (a kernel booted outside
+the main Python thread) runs with `caching` off: every access is done by the
+slow path under the VM lock, correct and slow.  `recording()` uses the same
+mode to record every page the thread references (for OPT, policies.py).
+"""
+
+import struct
+from contextlib import contextmanager
+
+from .. import atomics
+from .. import context as _context
+from ..errors import AlignmentError, KernelError, NoSuchAddressSpace, ProtectionFault, SegmentationFault
+from ..threads import O_AS, O_FAULTS
+from .frames import EVICT, FREE_FRAME
+from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPED, A_ZERO, AS_ENTRY, D_OWNER,
+                     D_WORD, DESC, DIRTY, EVICTING, F_MOVER, F_STAGE, F_USED, H_SWAP_READS, LOADING, OFFLINE,
+                     ON_SWAP, PTE_WRITE, REF, RESIDENT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
+
+_Q = struct.Struct("<q")
+_get = _Q.unpack_from
+_put = _Q.pack_into
+_u32 = struct.Struct("<I")
+
+_mmu = None      # this process's MMU (a per-process cache; see the module doc)
+_RETRY = object()
+
+
+def reset():
+    """Forget this process's MMU (new VP, kernel shutdown)."""
+    global _mmu
+    _mmu = None
+
+
+def _attach():
+    global _mmu
+    ctx = _context.current()
+    vm = getattr(ctx.kernel, "vm", None)
+    if vm is None:
+        raise KernelError("this kernel has no virtual memory part")
+    _mmu = MMU(vm, ctx)
+    return _mmu
+
+
+# --- the textbook calls: the fast paths -------------------------------------------
+#
+# Each validates a TLB entry and uses it inside the same function, with no call
+# in between: the shootdown interrupt never acknowledges while one of these
+# frames is on the stack (above the slow path), see shootdown_interrupt().
+
+def LOAD(vaddr):
+    """The signed 64-bit word at virtual address vaddr (8-byte aligned).
+    SegmentationFault, AlignmentError; may wait for swap."""
+    m = _mmu
+    if m is None or m.ctx is not _context._current:
+        m = _attach()
+    while True:
+        ent = m.tlb.get(vaddr >> m.shift)
+        if ent is not None and ent[0] == _get(m.buf, m.epoch_off)[0] and not vaddr & 7:
+            return _get(m.buf, vaddr + ent[1])[0]
+        r = m.fault(vaddr, False, "load")
+        if r is not _RETRY:
+            return r
+
+
+def STORE(vaddr, value):
+    """Write the signed 64-bit word at vaddr.  SegmentationFault,
+    ProtectionFault, AlignmentError, OverflowError; may wait for swap."""
+    m = _mmu
+    if m is None or m.ctx is not _context._current:
+        m = _attach()
+    while True:
+        ent = m.tlb.get(vaddr >> m.shift)
+        if ent is not None and ent[2] and ent[0] == _get(m.buf, m.epoch_off)[0] and not vaddr & 7:
+            try:
+                _put(m.buf, vaddr + ent[1], value)
+            except struct.error:
+                raise _bad_word(value) from None
+            return
+        _check_word(value)
+        r = m.fault(vaddr, True, "store", value)
+        if r is not _RETRY:
+            return
+
+
+def RSM(vaddr):
+    """Read-and-set-memory: atomically set the word at vaddr to 1 and return
+    its old value (a real atomic exchange on the word in the frame).  Errors
+    as STORE."""
+    m = _mmu
+    if m is None or m.ctx is not _context._current:
+        m = _attach()
+    while True:
+        ent = m.tlb.get(vaddr >> m.shift)
+        if ent is not None and ent[2] and ent[0] == _get(m.buf, m.epoch_off)[0] and not vaddr & 7:
+            return atomics.exchange(m.addr + vaddr + ent[1], 1)
+        r = m.fault(vaddr, True, "rsm")
+        if r is not _RETRY:
+            return r
+
+
+def LOAD_BYTES(vaddr, n):
+    """n bytes from virtual address vaddr (any alignment, may cross pages)."""
+    m = _mmu
+    if m is None or m.ctx is not _context._current:
+        m = _attach()
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"LOAD_BYTES needs a byte count >= 0, not {n!r}")
+    buf, tlb, shift, eoff = m.buf, m.tlb, m.shift, m.epoch_off
+    ps, mask = m.page_size, m.page_size - 1
+    pos, end = vaddr, vaddr + n
+    done = []          # copied pieces
+    runs = []          # validated, not yet copied: arena (start, stop)
+    a = b = -1         # the run being extended
+    while pos < end:
+        ent = tlb.get(pos >> shift)
+        if ent is not None and ent[0] == _get(buf, eoff)[0]:
+            o = pos + ent[1]
+            take = ps - (pos & mask)
+            if take > end - pos:
+                take = end - pos
+            if o != b:
+                if a >= 0:
+                    runs.append((a, b))
+                a = o
+                b = o
+            b += take
+            pos += take
+            continue
+        # A miss: copy what was validated before leaving this frame for the slow path.
+        if a >= 0:
+            runs.append((a, b))
+            a = b = -1
+        if runs:
+            done.append(b"".join([buf[x:y] for x, y in runs]))
+            runs = []
+        take = min(ps - (pos & mask), end - pos)
+        r = m.fault(pos, False, "read", take)
+        if r is not _RETRY:
+            done.append(r)
+            pos += take
+    if a >= 0:
+        if not done and not runs:
+            return bytes(buf[a:b])
+        runs.append((a, b))
+    return b"".join(done + [buf[x:y] for x, y in runs])
+
+
+def STORE_BYTES(vaddr, data):
+    """Write the bytes of `data` (any bytes-like object) at vaddr, across pages."""
+    m = _mmu
+    if m is None or m.ctx is not _context._current:
+        m = _attach()
+    src = memoryview(data).cast("B")
+    buf, tlb, shift, eoff = m.buf, m.tlb, m.shift, m.epoch_off
+    ps, mask = m.page_size, m.page_size - 1
+    n = len(src)
+    pos, i = vaddr, 0
+    a = b = ia = -1    # validated run: arena [a, b) <- src[ia:]
+    while i < n:
+        ent = tlb.get(pos >> shift)
+        if ent is not None and ent[2] and ent[0] == _get(buf, eoff)[0]:
+            o = pos + ent[1]
+            take = ps - (pos & mask)
+            if take > n - i:
+                take = n - i
+            if o != b:
+                if a >= 0:
+                    buf[a:b] = src[ia:ia + (b - a)]
+                a = b = o
+                ia = i
+            b += take
+            pos += take
+            i += take
+            continue
+        if a >= 0:  # write what was validated before leaving this frame
+            buf[a:b] = src[ia:ia + (b - a)]
+            a = b = -1
+        take = min(ps - (pos & mask), n - i)
+        r = m.fault(pos, True, "write", src[i:i + take])
+        if r is not _RETRY:
+            pos += take
+            i += take
+    if a >= 0:
+        buf[a:b] = src[ia:ia + (b - a)]
+
+
+_ACCESS_CODES = frozenset(f.__code__ for f in (LOAD, STORE, RSM, LOAD_BYTES, STORE_BYTES))
+
+
+def _check_word(value):
+    try:
+        _Q.pack(value)
+    except struct.error:
+        raise _bad_word(value) from None
+
+
+def _bad_word(value):
+    if isinstance(value, int):
+        return OverflowError(f"STORE of {value}: a word is a signed 64-bit integer")
+    return TypeError(f"STORE needs an int word, not {type(value).__name__} {value!r}")
+
+
+# --- the shootdown interrupt ---------------------------------------------------------
+
+def shootdown_interrupt(signum, frame):
+    """SIGUSR2 handler: acknowledge the current epoch if the interrupted code is
+    at a safe point.  Not safe: some access function is on the stack *above* the
+    slow path (it may hold a validated translation it has not used yet); then
+    do nothing, the evictor asks again in a few milliseconds."""
+    m = _mmu
+    if m is None or m.ctx is not _context.current_or_none() or not m.caching:
+        return
+    f = frame
+    while f is not None:
+        code = f.f_code
+        if code is _FAULT_CODE:
+            break
+        if code in _ACCESS_CODES:
+            return
+        f = f.f_back
+    m.refresh_ack()
+
+
+def refresh_own_ack():
+    """The calling thread is at a safe point: acknowledge its current epoch."""
+    m = _mmu
+    if m is not None and m.ctx is _context.current_or_none():
+        m.refresh_ack()
+
+
+# --- the MMU: one per process --------------------------------------------------------
+
+class MMU:
+    """This process's translation state.  Private to one process."""
+
+    def __init__(self, vm, ctx):
+        self.ctx = ctx
+        self.vm = vm
+        self.tid = ctx.tid
+        self.buf = vm.buf
+        self.addr = vm.addr
+        self.page_size = vm.geo.page_size
+        self.shift = vm.geo.shift
+        self.vpages = vm.geo.vpages
+        self.tlb = {}
+        threads = vm.kernel.threads
+        self.as_id = threads.get64(threads.off(ctx.tid, O_AS))
+        try:
+            self.as_slot = vm.spaces.slot(self.as_id)
+        except NoSuchAddressSpace:
+            self.as_slot = None  # deleted under us: every access is a segmentation fault
+        self.epoch_off = vm.shootdown.epoch_off(self.as_slot or 0)
+        self.pt = vm.o_pt + 8 * vm.geo.vpages * (self.as_slot or 0)
+        self.caching = vm.shootdown.can_interrupt
+        self.online = False
+        self.acked = None
+        self.trace = None
+        self._t_faults = threads.off(ctx.tid, O_FAULTS)
+
+    # --- acknowledgements --------------------------------------------------------
+
+    def refresh_ack(self):
+        """At a safe point: drop stale entries and acknowledge the current epoch."""
+        e = _get(self.buf, self.epoch_off)[0]
+        if e != self.acked:
+            self.tlb.clear()
+            self.acked = e
+            if self.online:
+                self.vm.shootdown.ack(self.tid, self.as_slot, e)
+
+    def _go_offline(self):
+        self.tlb.clear()
+        if self.online:
+            self.online = False
+            self.vm.shootdown.offline(self.tid)
+
+    # --- the slow path -----------------------------------------------------------------
+
+    def fault(self, vaddr, write, op, arg=None):
+        """Resolve vaddr for a read or a write.  With caching on, loads the
+        translation into the TLB and returns _RETRY; with caching off, does the
+        access `op` under the VM lock and returns its result.  Raises the
+        faults.  The caller holds no validated translation (a safe point)."""
+        if not isinstance(vaddr, int):
+            raise TypeError(f"a virtual address is an int, not {type(vaddr).__name__} {vaddr!r}")
+        if op in ("load", "store", "rsm") and vaddr & 7:
+            raise AlignmentError(f"thread {self.tid}: {op.upper()} at address {vaddr:#x} (page "
+                                 f"{vaddr >> self.shift}) is not 8-byte aligned", self.tid, vaddr, vaddr >> self.shift)
+        vpage = vaddr >> self.shift
+        if self.caching:
+            self.refresh_ack()
+        vm = self.vm
+        frames = vm.frames
+        while True:
+            vm.lock()
+            try:
+                action = self._walk(vaddr, vpage, write, op, arg)
+            finally:
+                vm.unlock()
+            kind = action[0]
+            if kind == "done":
+                return action[1]
+            if kind == "wait_page":
+                frames.wait_page(action[1], action[2])
+            elif kind == "wait_frame":
+                frames.wait_event(action[1], action[2])
+            elif kind == "evict":
+                _, desc, frame, epochs, from_swap = action
+                vm.shootdown.wait(epochs, desc, self.refresh_ack if self.caching else _nothing)
+                written = frames.write_victim(frame)
+                vm.lock()
+                try:
+                    frames.finish_eviction(frame, written)
+                finally:
+                    vm.unlock()
+                self._fill(desc, frame, from_swap)
+            elif kind == "fill":
+                self._fill(action[1], action[2], True)
+            elif kind == "segv":
+                self._count(A_SEGV)
+                raise SegmentationFault(f"thread {self.tid}: segmentation fault at address {vaddr:#x} "
+                                        f"(page {vpage}): {action[1]}", self.tid, vaddr, vpage)
+            elif kind == "prot":
+                self._count(A_PROT)
+                raise ProtectionFault(f"thread {self.tid}: protection fault at address {vaddr:#x} (page {vpage}): "
+                                      f"{op.upper()} to a page mapped read-only in address space {self.as_id}",
+                                      self.tid, vaddr, vpage)
+
+    def _walk(self, vaddr, vpage, write, op, arg):
+        """(VM lock) One look at the page tables; returns what to do next."""
+        vm = self.vm
+        if self.as_slot is None or vm.get(vm.o_as + self.as_slot * AS_ENTRY + A_ID) != self.as_id:
+            return ("segv", f"address space {self.as_id} no longer exists")
+        if not 0 <= vpage < self.vpages:
+            return ("segv", f"outside the address space (pages 0..{self.vpages - 1})")
+        pte = vm.get(self.pt + 8 * vpage)
+        if not pte:
+            return ("segv", f"page {vpage} is not mapped in address space {self.as_id}")
+        if write and not pte & PTE_WRITE:
+            return ("prot",)
+        desc = (pte >> 2) - 1
+        do = vm.o_descs + desc * DESC + D_WORD
+        word = vm.get(do)
+        state = word & STATE_MASK
+        if state == RESIDENT:
+            return ("done", self._hit(vaddr, vpage, pte, do, word, write, op, arg))
+        if state in (EVICTING, LOADING):
+            return ("wait_page", desc, word)
+        frames = vm.frames
+        kind, frame, epochs = frames.obtain(self.as_slot, desc, self.tid)
+        if kind == FREE_FRAME and state == ZERO:
+            o = frames.at(frame)
+            self.buf[o:o + self.page_size] = frames.zero_page
+            vm.put(do, RESIDENT | (frame << 32))
+            self._fault_counted(A_ZERO)
+            return ("done", self._hit(vaddr, vpage, pte, do, vm.get(do), write, op, arg))
+        if kind not in (FREE_FRAME, EVICT):
+            return ("wait_frame", frames.frame_event(), desc)
+        if state == SWAPPED:
+            owner = _u32.unpack_from(self.buf, vm.o_descs + desc * DESC + D_OWNER)[0]
+            if owner:
+                vm.add(vm.o_as + (owner - 1) * AS_ENTRY + A_SWAPPED, -1)
+        vm.put(do, (word & ON_SWAP) | LOADING)
+        if kind == FREE_FRAME:
+            e = frames.entry(frame)
+            vm.put(e + F_MOVER, self.tid + 1)
+            vm.put(e + F_STAGE, STAGE_FILL)
+            return ("fill", desc, frame)
+        return ("evict", desc, frame, epochs, state == SWAPPED)
+
+    def _hit(self, vaddr, vpage, pte, do, word, write, op, arg):
+        """(VM lock) The page is resident: note the reference, then load the
+        translation (caching) or do the access (not caching)."""
+        vm = self.vm
+        frame = word >> 32
+        new = word | REF | (DIRTY if write else 0)
+        if new != word:
+            vm.put(do, new)
+        vm.put(vm.frames.entry(frame) + F_USED, vm.next_seq())
+        base = vm.frames.at(frame)
+        if self.trace is not None:
+            self.trace.append(vpage)
+        if not self.caching:
+            return _do(self, op, base + (vaddr & (self.page_size - 1)), arg)
+        epoch = _get(self.buf, self.epoch_off)[0]
+        if not self.online:
+            self.online = True
+            self.acked = epoch
+            vm.shootdown.ack(self.tid, self.as_slot, epoch)
+        elif epoch != self.acked:
+            self.tlb.clear()
+            self.acked = epoch
+            vm.shootdown.ack(self.tid, self.as_slot, epoch)
+        self.tlb[vpage] = (epoch, base - (vpage << self.shift), bool(pte & PTE_WRITE and new & DIRTY))
+        vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_FILLS, 1)
+        return _RETRY
+
+    def _fill(self, desc, frame, from_swap):
+        """(no lock) Steps 5 and 6: bring the page into its reserved frame."""
+        vm = self.vm
+        frames = vm.frames
+        if from_swap:
+            vm.swap.read(desc, frames.view(frame))
+        else:
+            o = frames.at(frame)
+            self.buf[o:o + self.page_size] = frames.zero_page
+        vm.lock()
+        try:
+            do = vm.o_descs + desc * DESC + D_WORD
+            vm.put(do, (vm.get(do) & ON_SWAP) | RESIDENT | (frame << 32))
+            frames.end_move(frame)
+            if from_swap:
+                vm.add(vm.base + H_SWAP_READS, 1)
+                vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_SREADS, 1)
+                self._fault_counted(A_SWAPIN)
+            else:
+                self._fault_counted(A_ZERO)
+        finally:
+            vm.unlock()
+        frames.wake(desc)
+        frames.wake_all()
+
+    def _fault_counted(self, field):
+        """(VM lock) One more page fault of this kind, for the address space and the thread."""
+        self.vm.add(self.vm.o_as + self.as_slot * AS_ENTRY + field, 1)
+        t = self._t_faults
+        _put(self.vm.kernel.threads.buf, t, _get(self.vm.kernel.threads.buf, t)[0] + 1)
+
+    def _count(self, field):
+        if self.as_slot is not None:
+            atomics.fetch_add(self.addr + self.vm.o_as + self.as_slot * AS_ENTRY + field, 1)
+        t = self._t_faults
+        _put(self.vm.kernel.threads.buf, t, _get(self.vm.kernel.threads.buf, t)[0] + 1)
+
+
+_FAULT_CODE = MMU.fault.__code__
+
+
+def _nothing():
+    pass
+
+
+def _do(m, op, off, arg):
+    """(VM lock) An access done by the slow path itself (caching off)."""
+    buf = m.buf
+    if op == "load":
+        return _get(buf, off)[0]
+    if op == "store":
+        _put(buf, off, arg)
+        return None
+    if op == "rsm":
+        return atomics.exchange(m.addr + off, 1)
+    if op == "read":
+        return bytes(buf[off:off + arg])
+    if op == "write":
+        buf[off:off + len(arg)] = arg
+        return None
+    raise AssertionError(op)
+
+
+# --- recording a reference trace -----------------------------------------------------
+
+@contextmanager
+def recording():
+    """Record every virtual page the calling thread references, in order:
+
+        with recording() as trace:
+            ...LOAD/STORE...
+        policies.simulate(trace, frames=8, policy="opt")
+
+    While recording, the thread caches no translation (each access takes the
+    slow path under the VM lock), so the trace is complete: slow, for study."""
+    m = _mmu
+    if m is None or m.ctx is not _context._current:
+        m = _attach()
+    trace = []
+    was = m.caching
+    m._go_offline()
+    m.caching = False
+    m.trace = trace
+    try:
+        yield trace
+    finally:
+        m.trace = None
+        m.caching = was
+        m.acked = None
