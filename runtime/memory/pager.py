@@ -9,7 +9,8 @@ calling thread's address space (its thread-table entry says which):
 
 Fast path.  The walk above, under the VM lock, costs microseconds; a LOAD must
 cost about as much as a struct.unpack_from.  So each process keeps a TLB, a
-dict  page -> (epoch tag, arena offset - page base, writable),  and an access
+dict  page -> (epoch tag, arena offset - page base, writable, the same in
+words),  and an access
 that hits it costs a dict lookup, one unpack_from of the address space's epoch
 word (is the tag still current?) and the access itself: no lock, no atomic.
 A miss, a stale tag, a misaligned word or a STORE through a read-only entry
@@ -94,8 +95,9 @@ def LOAD(vaddr):
         m = _attach()
     while True:
         ent = m.tlb.get(vaddr >> m.shift)
-        if ent is not None and ent[0] == _get(m.buf, m.epoch_off)[0] and not vaddr & 7:
-            return _get(m.buf, vaddr + ent[1])[0]
+        w = m.words
+        if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
+            return w[(vaddr >> 3) + ent[3]]
         r = m.fault(vaddr, False, "load")
         if r is not _RETRY:
             return r
@@ -103,16 +105,22 @@ def LOAD(vaddr):
 
 def STORE(vaddr, value):
     """Write the signed 64-bit word at vaddr.  SegmentationFault,
-    ProtectionFault, AlignmentError, OverflowError; may wait for swap."""
+    ProtectionFault, AlignmentError, OverflowError; may wait for swap.
+
+    The word is written with one 8-byte store (a memoryview item assignment),
+    never with struct.pack_into, which clears its target before writing the
+    bytes: a lock released by STORE(lock, 0) would then briefly read 0 and
+    overwrite another VP's RSM that landed in between."""
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
     while True:
         ent = m.tlb.get(vaddr >> m.shift)
-        if ent is not None and ent[2] and ent[0] == _get(m.buf, m.epoch_off)[0] and not vaddr & 7:
+        w = m.words
+        if ent is not None and ent[2] and ent[0] == w[m.epoch_idx] and not vaddr & 7:
             try:
-                _put(m.buf, vaddr + ent[1], value)
-            except struct.error:
+                w[(vaddr >> 3) + ent[3]] = value
+            except (ValueError, TypeError):
                 raise _bad_word(value) from None
             return
         _check_word(value)
@@ -130,7 +138,7 @@ def RSM(vaddr):
         m = _attach()
     while True:
         ent = m.tlb.get(vaddr >> m.shift)
-        if ent is not None and ent[2] and ent[0] == _get(m.buf, m.epoch_off)[0] and not vaddr & 7:
+        if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
             return atomics.exchange(m.addr + vaddr + ent[1], 1)
         r = m.fault(vaddr, True, "rsm")
         if r is not _RETRY:
@@ -144,44 +152,72 @@ def LOAD_BYTES(vaddr, n):
         m = _attach()
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"LOAD_BYTES needs a byte count >= 0, not {n!r}")
-    buf, tlb, shift, eoff = m.buf, m.tlb, m.shift, m.epoch_off
+    buf, tlb, runs, shift, eoff = m.buf, m.tlb, m.runs, m.shift, m.epoch_off
     ps, mask = m.page_size, m.page_size - 1
     pos, end = vaddr, vaddr + n
-    done = []          # copied pieces
-    runs = []          # validated, not yet copied: arena (start, stop)
-    a = b = -1         # the run being extended
+    done = []           # copied pieces
+    todo = []           # validated, not yet copied: arena (start, stop)
+    a = b = -1          # the arena run being extended
+    p0 = d0 = t0 = -1   # the page run being learnt: first page, delta, tag
     while pos < end:
-        ent = tlb.get(pos >> shift)
-        if ent is not None and ent[0] == _get(buf, eoff)[0]:
-            o = pos + ent[1]
-            take = ps - (pos & mask)
-            if take > end - pos:
-                take = end - pos
+        page = pos >> shift
+        r = runs.get(page)
+        e = _get(buf, eoff)[0]
+        if r is not None and r[0] == e:          # a known run of contiguous frames
+            stop = (r[1] + 1) << shift
+            if stop > end:
+                stop = end
+        else:
+            ent = tlb.get(page)
+            if ent is None or ent[0] != e:
+                # A miss: copy what was validated before leaving this frame for the slow path.
+                if a >= 0:
+                    todo.append((a, b))
+                    a = b = -1
+                if todo:
+                    done.append(b"".join([buf[x:y] for x, y in todo]))
+                    todo = []
+                if p0 >= 0 and page - 1 > p0:
+                    _learn(runs, t0, p0, page - 1, d0, tlb)
+                p0 = -1
+                take = ps - (pos & mask)
+                if take > end - pos:
+                    take = end - pos
+                got = m.fault(pos, False, "read", take)
+                if got is not _RETRY:
+                    done.append(got)
+                    pos += take
+                continue
+            r = ent
+            if r[1] != d0 or p0 < 0:
+                if p0 >= 0 and page - 1 > p0:
+                    _learn(runs, t0, p0, page - 1, d0, tlb)
+                p0, d0, t0 = page, r[1], r[0]
+            stop = (page + 1) << shift
+            if stop > end:
+                stop = end
+            o = pos + r[1]
             if o != b:
                 if a >= 0:
-                    runs.append((a, b))
-                a = o
-                b = o
-            b += take
-            pos += take
+                    todo.append((a, b))
+                a = b = o
+            b += stop - pos
+            pos = stop
             continue
-        # A miss: copy what was validated before leaving this frame for the slow path.
-        if a >= 0:
-            runs.append((a, b))
-            a = b = -1
-        if runs:
-            done.append(b"".join([buf[x:y] for x, y in runs]))
-            runs = []
-        take = min(ps - (pos & mask), end - pos)
-        r = m.fault(pos, False, "read", take)
-        if r is not _RETRY:
-            done.append(r)
-            pos += take
+        o = pos + r[2]
+        if o != b:
+            if a >= 0:
+                todo.append((a, b))
+            a = b = o
+        b += stop - pos
+        pos = stop
+    if p0 >= 0 and (pos - 1) >> shift > p0:
+        _learn(runs, t0, p0, (pos - 1) >> shift, d0, tlb)
     if a >= 0:
-        if not done and not runs:
+        if not done and not todo:
             return bytes(buf[a:b])
-        runs.append((a, b))
-    return b"".join(done + [buf[x:y] for x, y in runs])
+        todo.append((a, b))
+    return b"".join(done + [buf[x:y] for x, y in todo])
 
 
 def STORE_BYTES(vaddr, data):
@@ -190,47 +226,76 @@ def STORE_BYTES(vaddr, data):
     if m is None or m.ctx is not _context._current:
         m = _attach()
     src = memoryview(data).cast("B")
-    buf, tlb, shift, eoff = m.buf, m.tlb, m.shift, m.epoch_off
+    buf, tlb, runs, shift, eoff = m.buf, m.tlb, m.runs, m.shift, m.epoch_off
     ps, mask = m.page_size, m.page_size - 1
     n = len(src)
-    pos, i = vaddr, 0
-    a = b = ia = -1    # validated run: arena [a, b) <- src[ia:]
-    while i < n:
-        ent = tlb.get(pos >> shift)
-        if ent is not None and ent[2] and ent[0] == _get(buf, eoff)[0]:
-            o = pos + ent[1]
-            take = ps - (pos & mask)
-            if take > n - i:
-                take = n - i
-            if o != b:
-                if a >= 0:
+    pos, end = vaddr, vaddr + n
+    a = b = ia = -1     # validated run: arena [a, b) <- src[ia:]
+    p0 = d0 = t0 = -1   # the page run being learnt: first page, delta, tag
+    while pos < end:
+        page = pos >> shift
+        r = runs.get(page)
+        e = _get(buf, eoff)[0]
+        if r is not None and r[0] == e and r[3]:
+            stop = (r[1] + 1) << shift
+            if stop > end:
+                stop = end
+            o = pos + r[2]
+        else:
+            ent = tlb.get(page)
+            if ent is None or not ent[2] or ent[0] != e:
+                if a >= 0:  # write what was validated before leaving this frame
                     buf[a:b] = src[ia:ia + (b - a)]
-                a = b = o
-                ia = i
-            b += take
-            pos += take
-            i += take
-            continue
-        if a >= 0:  # write what was validated before leaving this frame
-            buf[a:b] = src[ia:ia + (b - a)]
-            a = b = -1
-        take = min(ps - (pos & mask), n - i)
-        r = m.fault(pos, True, "write", src[i:i + take])
-        if r is not _RETRY:
-            pos += take
-            i += take
+                    a = b = -1
+                if p0 >= 0 and page - 1 > p0:
+                    _learn(runs, t0, p0, page - 1, d0, tlb)
+                p0 = -1
+                take = ps - (pos & mask)
+                if take > end - pos:
+                    take = end - pos
+                i = pos - vaddr
+                if m.fault(pos, True, "write", src[i:i + take]) is not _RETRY:
+                    pos += take
+                continue
+            if ent[1] != d0 or p0 < 0:
+                if p0 >= 0 and page - 1 > p0:
+                    _learn(runs, t0, p0, page - 1, d0, tlb)
+                p0, d0, t0 = page, ent[1], ent[0]
+            stop = (page + 1) << shift
+            if stop > end:
+                stop = end
+            o = pos + ent[1]
+        if o != b:
+            if a >= 0:
+                buf[a:b] = src[ia:ia + (b - a)]
+            a = b = o
+            ia = pos - vaddr
+        b += stop - pos
+        pos = stop
+    if p0 >= 0 and (pos - 1) >> shift > p0:
+        _learn(runs, t0, p0, (pos - 1) >> shift, d0, tlb)
     if a >= 0:
         buf[a:b] = src[ia:ia + (b - a)]
+
+
+def _learn(runs, epoch, first, last, delta, tlb):
+    """Remember that pages first..last sit in consecutive frames (one delta),
+    so the next LOAD_BYTES/STORE_BYTES over them copies one slice.  A run is a
+    cache like a TLB entry: tagged with the epoch of the entries it was built
+    from, used only while that epoch is current.  Called from inside an access
+    function, so the shootdown interrupt never acknowledges in between."""
+    writable = all(tlb[p][2] for p in range(first, last + 1))
+    run = (epoch, last, delta, writable)
+    for p in range(first, last + 1):
+        runs[p] = run
 
 
 _ACCESS_CODES = frozenset(f.__code__ for f in (LOAD, STORE, RSM, LOAD_BYTES, STORE_BYTES))
 
 
 def _check_word(value):
-    try:
-        _Q.pack(value)
-    except struct.error:
-        raise _bad_word(value) from None
+    if not isinstance(value, int) or not -(1 << 63) <= value < (1 << 63):
+        raise _bad_word(value)
 
 
 def _bad_word(value):
@@ -282,6 +347,7 @@ class MMU:
         self.shift = vm.geo.shift
         self.vpages = vm.geo.vpages
         self.tlb = {}
+        self.runs = {}  # page -> (epoch, last page, delta, all writable): runs of consecutive frames
         threads = vm.kernel.threads
         self.as_id = threads.get64(threads.off(ctx.tid, O_AS))
         try:
@@ -289,6 +355,8 @@ class MMU:
         except NoSuchAddressSpace:
             self.as_slot = None  # deleted under us: every access is a segmentation fault
         self.epoch_off = vm.shootdown.epoch_off(self.as_slot or 0)
+        self.words = vm.words
+        self.epoch_idx = self.epoch_off >> 3
         self.pt = vm.o_pt + 8 * vm.geo.vpages * (self.as_slot or 0)
         self.caching = vm.shootdown.can_interrupt
         self.online = False
@@ -303,12 +371,14 @@ class MMU:
         e = _get(self.buf, self.epoch_off)[0]
         if e != self.acked:
             self.tlb.clear()
+            self.runs.clear()
             self.acked = e
             if self.online:
                 self.vm.shootdown.ack(self.tid, self.as_slot, e)
 
     def _go_offline(self):
         self.tlb.clear()
+        self.runs.clear()
         if self.online:
             self.online = False
             self.vm.shootdown.offline(self.tid)
@@ -428,9 +498,11 @@ class MMU:
             vm.shootdown.ack(self.tid, self.as_slot, epoch)
         elif epoch != self.acked:
             self.tlb.clear()
+            self.runs.clear()
             self.acked = epoch
             vm.shootdown.ack(self.tid, self.as_slot, epoch)
-        self.tlb[vpage] = (epoch, base - (vpage << self.shift), bool(pte & PTE_WRITE and new & DIRTY))
+        delta = base - (vpage << self.shift)
+        self.tlb[vpage] = (epoch, delta, bool(pte & PTE_WRITE and new & DIRTY), delta >> 3)
         vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_FILLS, 1)
         return _RETRY
 
@@ -483,9 +555,9 @@ def _do(m, op, off, arg):
     """(VM lock) An access done by the slow path itself (caching off)."""
     buf = m.buf
     if op == "load":
-        return _get(buf, off)[0]
+        return m.words[off >> 3]
     if op == "store":
-        _put(buf, off, arg)
+        m.words[off >> 3] = arg
         return None
     if op == "rsm":
         return atomics.exchange(m.addr + off, 1)

@@ -80,6 +80,10 @@ class VirtualMemory:
         self.swap = SwapFile(c.swap or default_path(kernel.arena.name), g.page_size, g.swap_pages)
         self.resident_limit = _limit("resident_limit", c.get("resident_limit", 0))
         self.page_limit = _limit("page_limit", c.get("page_limit", 0))
+        # The arena as 8-byte words: one word access is one 8-byte load or store
+        # (see pager.STORE for why struct.pack_into is not used on user words).
+        self._whole = self.buf[:len(self.buf) & ~7]
+        self.words = self._whole.cast("q")
         self.spaces = AddressSpaces(self)
         self.frames = Frames(self)
         self.shootdown = Shootdown(self)
@@ -124,6 +128,8 @@ class VirtualMemory:
         """Kernel process, at the end: remove the swap file, forget the TLB."""
         pager.reset()
         self.swap.remove()
+        self.words.release()  # let the arena unmap: no view of it may outlive the kernel
+        self._whole.release()
         if self._old_handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(self.shootdown.SIGNAL, self._old_handler)
             self._old_handler = None

@@ -97,7 +97,7 @@ def test_rsm_is_atomic_across_virtual_processors(start_method):
     with Kernel(frames=16, start_method=start_method) as k:
         b = ALLOCATE_BLOCK(PS)
         MAP(k.address_space, b, 0, "rw")
-        n, vps = 1500, 3
+        n, vps = 3000, 3  # before the fix (STORE through struct.pack_into) this lost updates in ~1 run in 3
         tids = [ALLOCATE_THREAD(_count_with_rsm_lock, k.address_space, 0, 8, n) for _ in range(vps)]
         assert [k.join(t, timeout=60) for t in tids] == [n] * vps
         assert LOAD(8) == n * vps
