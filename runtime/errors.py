@@ -132,6 +132,11 @@ class WouldBlock(KernelError):
     """A `_nowait` call that would have had to wait."""
 
 
+class NoSuchObject(KernelError, LookupError):
+    """A lock, eventcount or sequencer handle that names nothing in the
+    running kernel (made up, or left over from an earlier kernel)."""
+
+
 # --- bounded buffers ---------------------------------------------------------
 
 class BufferDeallocated(KernelError):

@@ -60,6 +60,9 @@ _i64 = struct.Struct("<q")
 # statistics() and shutdown() (kernel process, at the end).
 PARTS = [
     ("vm", "runtime.memory.vm:VirtualMemory"),
+    ("locks", "runtime.locks:LockTable"),
+    ("eventcounts", "runtime.eventcounts:EventcountTable"),
+    ("buffers", "runtime.bounded_buffer:Buffers"),
 ]
 
 

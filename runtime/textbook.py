@@ -15,6 +15,9 @@ from .context import current as _current
 from .thread_manager import ThreadExit as _ThreadExit
 from .memory import (CREATE_ADDRESS_SPACE, DELETE_ADDRESS_SPACE, ALLOCATE_BLOCK, FREE_BLOCK, MAP, UNMAP,  # noqa: E501
                      LOAD, STORE, LOAD_BYTES, STORE_BYTES, RSM)
+from .locks import ALLOCATE_LOCK, ACQUIRE, RELEASE
+from .eventcounts import ALLOCATE_EVENTCOUNT, ADVANCE, READ, AWAIT, ALLOCATE_SEQUENCER, TICKET
+from .bounded_buffer import ALLOCATE_BOUNDED_BUFFER, SEND, RECEIVE, DEALLOCATE_BOUNDED_BUFFER
 
 
 def ALLOCATE_THREAD(procedure, as_id, *args):
@@ -40,3 +43,6 @@ def YIELD():
 __all__ = ["ALLOCATE_THREAD", "EXIT_THREAD", "DESTROY_THREAD", "YIELD"]
 __all__ += ["CREATE_ADDRESS_SPACE", "DELETE_ADDRESS_SPACE", "ALLOCATE_BLOCK", "FREE_BLOCK", "MAP", "UNMAP",
             "LOAD", "STORE", "LOAD_BYTES", "STORE_BYTES", "RSM"]
+__all__ += ["ALLOCATE_LOCK", "ACQUIRE", "RELEASE"]
+__all__ += ["ALLOCATE_EVENTCOUNT", "ADVANCE", "READ", "AWAIT", "ALLOCATE_SEQUENCER", "TICKET"]
+__all__ += ["ALLOCATE_BOUNDED_BUFFER", "SEND", "RECEIVE", "DEALLOCATE_BOUNDED_BUFFER"]
