@@ -164,6 +164,10 @@ def LOAD_BYTES(vaddr, n):
         r = runs.get(page)
         e = _get(buf, eoff)[0]
         if r is not None and r[0] == e:          # a known run of contiguous frames
+            if p0 >= 0:                          # (which ends the run being learnt)
+                if page - 1 > p0:
+                    _learn(runs, t0, p0, page - 1, d0, tlb)
+                p0 = -1
             stop = (r[1] + 1) << shift
             if stop > end:
                 stop = end
@@ -237,6 +241,10 @@ def STORE_BYTES(vaddr, data):
         r = runs.get(page)
         e = _get(buf, eoff)[0]
         if r is not None and r[0] == e and r[3]:
+            if p0 >= 0:
+                if page - 1 > p0:
+                    _learn(runs, t0, p0, page - 1, d0, tlb)
+                p0 = -1
             stop = (r[1] + 1) << shift
             if stop > end:
                 stop = end
@@ -374,7 +382,7 @@ class MMU:
             self.runs.clear()
             self.acked = e
             if self.online:
-                self.vm.shootdown.ack(self.tid, self.as_slot, e)
+                self.vm.shootdown.ack(self.tid, e)
 
     def _go_offline(self):
         self.tlb.clear()
@@ -495,12 +503,12 @@ class MMU:
         if not self.online:
             self.online = True
             self.acked = epoch
-            vm.shootdown.ack(self.tid, self.as_slot, epoch)
+            vm.shootdown.online(self.tid, self.as_slot, epoch)
         elif epoch != self.acked:
             self.tlb.clear()
             self.runs.clear()
             self.acked = epoch
-            vm.shootdown.ack(self.tid, self.as_slot, epoch)
+            vm.shootdown.ack(self.tid, epoch)
         delta = base - (vpage << self.shift)
         self.tlb[vpage] = (epoch, delta, bool(pte & PTE_WRITE and new & DIRTY), delta >> 3)
         vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_FILLS, 1)

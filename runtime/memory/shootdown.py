@@ -106,11 +106,19 @@ class Shootdown:
     def cpu_off(self, tid):
         return self.vm.o_cpus + (tid % self.vm.geo.max_threads) * CPU_ENTRY
 
-    def ack(self, tid, as_slot, epoch):
-        """Self, at a safe point: "I use no entry tagged below `epoch` any more"."""
+    def online(self, tid, as_slot, epoch):
+        """(lock) Self, loading its first translation: from now on evictors wait for it.
+
+        `as` is written once, here, with one word store (a struct.pack_into
+        would clear it first, and an evictor reading it at that moment would
+        skip this thread), before the ack that makes the entry count."""
         o = self.cpu_off(tid)
-        _i64.pack_into(self.buf, o + C_AS, as_slot)
-        a = self.vm.addr + o + C_ACK
+        self.vm.words[(o + C_AS) >> 3] = as_slot
+        self.ack(tid, epoch)
+
+    def ack(self, tid, epoch):
+        """Self, at a safe point: "I use no entry tagged below `epoch` any more"."""
+        a = self.vm.addr + self.cpu_off(tid) + C_ACK
         atomics.store(a, epoch)
         atomics.futex_wake(a, 1 << 30)
 

@@ -149,7 +149,8 @@ STAGE_EVICT, STAGE_FILL = 1, 2
 #                   has acknowledged; OFFLINE = holds no cached translation.  Also written
 #                   OFFLINE by whoever buries the thread.  A futex word: the acknowledger wakes
 #                   a shootdown waiting on it.
-#     8   8  as     self: address-space slot whose translations it caches
+#     8   8  as     self, once, under the VM lock, with one word store, before its first
+#                   ack: the address-space slot whose translations it caches
 CPU_ENTRY = 16
 C_ACK, C_AS = 0, 8
 OFFLINE = -1

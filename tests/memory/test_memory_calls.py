@@ -279,3 +279,21 @@ def test_a_fault_in_a_vp_fails_only_that_thread():
         MAP(k.address_space, b, 77, "rw")
         STORE(77 * PS, 3)
         assert LOAD(77 * PS) == 3
+
+
+def test_runs_of_frames_are_never_merged_across_a_different_run():
+    """Pages 0 and 3 sit in frames 0 and 3 (same offset page -> frame), pages 1-2
+    in frames 4-5.  A copy over 0..3 must not decide that 0..3 is one run."""
+    with Kernel(frames=8) as k:
+        b = ALLOCATE_BLOCK(4 * PS)
+        filler = ALLOCATE_BLOCK(2 * PS)
+        MAP(k.address_space, b, 0, "rw")
+        MAP(k.address_space, filler, 10, "rw")
+        for page in (0, 10, 11, 3, 1, 2):  # frames are handed out lowest first: 0, 1, 2, 3, 4, 5
+            STORE_BYTES(page * PS, bytes([page + 1]) * PS)
+        assert LOAD_BYTES(PS, 2 * PS) == b"\x02" * PS + b"\x03" * PS  # learns the run of pages 1-2
+        want = b"".join(bytes([p + 1]) * PS for p in range(4))
+        assert LOAD_BYTES(0, 4 * PS) == want
+        assert LOAD_BYTES(0, 4 * PS) == want
+        STORE_BYTES(0, bytes(4 * PS))
+        assert LOAD_BYTES(10 * PS, 2 * PS) == b"\x0b" * PS + b"\x0c" * PS
