@@ -354,6 +354,10 @@ class EventcountTable:
             finally:
                 fetch_add_raw(p, _MINUS_ONE_SLEEPER, SEQ_CST)
 
+    def _sleepers(self, ec):
+        """The sleepers field of the word (for tests and the monitor)."""
+        return load_raw(self._ec(ec), SEQ_CST) >> 48
+
     # --- TICKET ----------------------------------------------------------------
 
     def ticket(self, seq):
