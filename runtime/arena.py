@@ -112,12 +112,18 @@ class Arena:
         try:
             self._shm.close()
         except BufferError:
-            pass  # a memoryview into the arena is still alive somewhere; the mapping goes at exit
+            # A memoryview into the arena is still alive somewhere; the mapping
+            # goes at exit.  Keep the segment object until then, or its __del__
+            # would try to close it again and print the same BufferError.
+            _still_mapped.append(self._shm)
         self._shm = None
 
     def unlink(self):
         """Remove the name (the memory goes when the last process unmaps it)."""
         unlink(self.name)
+
+
+_still_mapped = []   # segments a live memoryview keeps mapped (private to this process)
 
 
 def unlink(name):
