@@ -149,3 +149,14 @@ class MessageTooLarge(KernelError, ValueError):
 
 class EndOfStream(KernelError, EOFError):
     """Every writer closed the stream and it is drained."""
+
+
+class ReaderClosed(KernelError, BrokenPipeError):
+    """The other side broke it: every reading end of the stream is closed, so
+    nobody will receive what is sent (a pipe's EPIPE; code that treats
+    BrokenPipeError like SIGPIPE stops the writer)."""
+
+
+class StreamClosed(KernelError, ValueError):
+    """You closed it: sending on a stream that was closed for writing (this
+    end, or every writer end), or using an end after its close()."""
