@@ -188,9 +188,9 @@ class ThreadTable:
         slot = tid % self.n
         data = pickle.dumps(payload)
         if len(data) > STATUS_SIZE:
-            data = pickle.dumps(("exception", ("ResultTooLarge",
-                                f"the exit status pickles to {len(data)} bytes; at most {STATUS_SIZE} "
-                                "fit in the thread table: send large results through a bounded buffer", "")))
+            data = pickle.dumps(("failed", "ResultTooLarge",
+                                 f"the exit status pickles to {len(data)} bytes; at most {STATUS_SIZE} "
+                                 "fit in the thread table: send large results through a bounded buffer", ""))
         s = self.status_base + slot * STATUS_SIZE
         self.buf[s:s + len(data)] = data
         self.put64(self.slot_off(slot, O_STATUS_LEN), len(data))
