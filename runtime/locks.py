@@ -444,7 +444,7 @@ class LockTable:
                          f"{self.name_of(lid)!r}, held by thread {h}")
             waiter = h
         return ("ACQUIRE would close a wait-for cycle (deadlock): " + "; ".join(parts)
-                + f". Thread {me} gets this error; the others keep waiting.")
+                + f". Thread {me} gets this error; the other threads of the cycle keep waiting.")
 
     def _thread_name(self, tid):
         t = self.threads
