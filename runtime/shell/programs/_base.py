@@ -179,6 +179,8 @@ def _parse_long(arg, argv, i, longopts):
             raise UsageError(f"unrecognized option '{arg}'")
     full = matches[0]
     key, has_arg = longopts[full]
+    if has_arg == "optional":
+        return key, value if eq else None, i + 1
     if not has_arg:
         if eq:
             raise UsageError(f"option '--{full}' doesn't allow an argument")
@@ -195,7 +197,7 @@ def parse_options(argv, shortopts: str, longopts=None, permute: bool = True,
     """A small GNU ``getopt_long``.
 
     *shortopts* uses getopt syntax (``"an:"``); *longopts* maps long names to
-    ``(key, has_arg)``.  Combined flags (``-la``), attached or separate values
+    ``(key, has_arg)`` where *has_arg* is False, True or ``"optional"``.  Combined flags (``-la``), attached or separate values
     (``-n5``/``-n 5``), ``--`` and permutation of operands are supported.
     *is_operand* lets a program claim option-looking operands (e.g. ``-5``
     for seq).  Returns ``(Opts, operands)``; raises :class:`UsageError`.

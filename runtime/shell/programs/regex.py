@@ -118,49 +118,60 @@ class Translator:
 
     def sequence(self, depth: int) -> bytes:
         items: list[_Item] = []
+        # GNU dfa's "laststart": true at the start of an expression (and
+        # after '(' or '|'); anchors leave it unchanged, other atoms clear it.
+        laststart = True
         while self.i < len(self.p) and not self.at_alt():
             if self.at_close() and (depth or not self.ere):
                 break
-            if self.quantifier(items):
+            applied = self.quantifier(items, laststart, depth)
+            if applied:
+                laststart = laststart and applied != "interval"
                 continue
-            items.append(self.atom(items, depth))
+            item = self.atom(items, depth)
+            items.append(item)
+            laststart = laststart and item.anchor
         return b"".join(item.text for item in items)
 
-    def quantifier(self, items: list[_Item]) -> bool:
-        """Parse a repetition operator if one is next; apply it to the last
-        item.  Returns False if the next token is not a quantifier."""
-        c, start = self.peek(), self.i
+    def quantifier(self, items: list[_Item], laststart: bool, depth: int):
+        """Parse a repetition operator if one is next and apply it to the
+        last item.  Returns False if the next token is not a quantifier
+        (in a BRE, an operator at the start of an expression is literal),
+        else "interval" or "simple"."""
+        c = self.peek()
         if c == ord("*"):
-            if not self.ere and (not items or (len(items) == 1 and items[0].text == b"^")):
-                return False  # literal '*' in BRE context
-            self.i += 1
-            q, name = b"*", "*"
+            length, q, name = 1, b"*", "*"
         elif self.ere and c in (ord("+"), ord("?")):
-            self.i += 1
-            q, name = bytes((c,)), chr(c)
+            length, q, name = 1, bytes((c,)), chr(c)
         elif not self.ere and c == 92 and self.peek(1) in (ord("+"), ord("?")):
-            if not items:
-                return False
-            self.i += 2
-            q, name = bytes((self.p[start + 1],)), chr(self.p[start + 1])
+            length, q, name = 2, bytes((self.peek(1),)), chr(self.peek(1))
         elif (self.ere and c == ord("{")) or (not self.ere and c == 92 and self.peek(1) == ord("{")):
-            if not self.ere and not items:
-                return False
+            length, q, name = 0, None, "{...}"
+        else:
+            return False
+        if laststart and not self.ere:
+            return False
+        if q is None:
             q = self.interval()
             if q is None:
                 return False
-            name = "{...}"
-        else:
-            return False
-        if not items:
+        self.i += length
+        if laststart:
             self.warn(f"{name} at start of expression")
-            return True
+        kind = "interval" if length == 0 else "simple"
+        if not items:
+            return kind
         last = items[-1]
         if last.quantified or last.anchor:
             last.text = b"(?:" + last.text + b")"
         last.text += q
         last.quantified = True
-        return True
+        if (last.anchor and self.ere and depth and kind == "simple"
+                and self.peek() == ord(")")):
+            # glibc skips a '*', '+' or '?' after an anchor and then takes
+            # the ')' as a literal, leaving the group unclosed.
+            raise RegexError("Unmatched ( or \\(")
+        return kind
 
     def interval(self) -> bytes | None:
         """Parse ``{m,n}`` (ERE) / ``\\{m,n\\}`` (BRE); None if an ERE brace
@@ -169,7 +180,9 @@ class Translator:
         m = _INTERVAL.match(self.p, self.i + open_len)
         close = b"}" if self.ere else b"\\}"
         end = m.end()
-        valid = self.p.startswith(close, end) and (m.group(1) or m.group(3))
+        valid = self.p.startswith(close, end) and (m.group(1) or m.group(2))
+        if self.p.startswith(close, self.i + open_len):
+            raise RegexError("Invalid content of \\{\\}")
         if self.ere and not valid:
             return None  # not an interval: the brace is a literal
         if not valid:
@@ -177,7 +190,7 @@ class Translator:
                 raise RegexError("Unmatched \\{")
             raise RegexError("Invalid content of \\{\\}")
         lo = int(m.group(1)) if m.group(1) else 0
-        hi = None if m.group(2) and not m.group(3) else int(m.group(3) or lo)
+        hi = None if m.group(2) and not m.group(3) else int(m.group(3) or m.group(1))
         if (hi is not None and hi < lo):
             raise RegexError("Invalid content of \\{\\}")
         if max(lo, hi or 0) > RE_DUP_MAX:
@@ -304,6 +317,13 @@ class Translator:
 
 def translate(pattern: bytes, extended: bool, icase: bool = False, group_base: int = 0,
               warn=None) -> tuple[bytes, int]:
-    """Translate a GNU BRE/ERE; return (python_pattern, number_of_groups)."""
-    t = Translator(pattern, extended, icase, group_base, warn)
-    return t.translate(), t.ngroups
+    """Translate a GNU BRE/ERE; return (python_pattern, number_of_groups).
+
+    *warn* receives GNU's "X at start of expression" warnings, which are
+    only issued for patterns that compile (as GNU grep does)."""
+    warnings: list[str] = []
+    t = Translator(pattern, extended, icase, group_base, warnings.append)
+    text = t.translate()
+    for message in warnings:
+        (warn or (lambda m: None))(message)
+    return text, t.ngroups

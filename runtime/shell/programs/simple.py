@@ -87,15 +87,34 @@ def yes(ctx, opts, args) -> int:
 
 # ---------------------------------------------------------------- cat
 
+def _caret(b: int) -> bytes:
+    """GNU cat -v notation of one byte (^X, M-x, M-^X)."""
+    prefix = b"M-" if b >= 128 else b""
+    b &= 0x7F
+    if b == 127:
+        return prefix + b"^?"
+    return prefix + (b"^" + bytes((b + 64,)) if b < 32 else bytes((b,)))
+
+
+_CARET = [_caret(b) for b in range(256)]
+_NONPRINTING = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
+
+
 class _CatFormatter:
-    """Line-oriented cat options (-n -b -s -E -T), state kept across files."""
+    """Line-oriented cat options (-n -b -s -E -T -v), state kept across
+    files."""
 
     def __init__(self, opts):
-        self.number_all = "n" in opts and "b" not in opts
-        self.number_nonblank = "b" in opts
-        self.squeeze = "s" in opts
-        self.ends = "E" in opts
-        self.tabs = "T" in opts
+        keys = {k for k, _ in opts.items}
+        keys |= {"v", "E", "T"} if "A" in keys else set()
+        keys |= {"v", "E"} if "e" in keys else set()
+        keys |= {"v", "T"} if "t" in keys else set()
+        self.number_all = "n" in keys and "b" not in keys
+        self.number_nonblank = "b" in keys
+        self.squeeze = "s" in keys
+        self.ends = "E" in keys
+        self.tabs = "T" in keys
+        self.visible = "v" in keys
         self.lineno = 0
         self.blanks = 0
         self.at_start = True
@@ -112,21 +131,28 @@ class _CatFormatter:
         if self.at_start and (self.number_all or (self.number_nonblank and not blank)):
             self.lineno += 1
             prefix = b"%6d\t" % self.lineno
+        ended = line.endswith(b"\n")
+        if ended:
+            line = line[:-1]
+        if self.visible:
+            line = _NONPRINTING.sub(lambda m: _CARET[m[0][0]], line)
         if self.tabs:
             line = line.replace(b"\t", b"^I")
+        if ended:
+            line += b"\n"
         if self.ends and line.endswith(b"\n"):
             line = line[:-1] + b"$\n"
         self.at_start = line.endswith(b"\n")
         return prefix + line
 
 
-@program("cat", "nbsETA", {"number": ("n", False), "number-nonblank": ("b", False),
-                            "squeeze-blank": ("s", False), "show-ends": ("E", False),
-                            "show-tabs": ("T", False)})
+@program("cat", "AbeEnstTuv", {"show-all": ("A", False), "number-nonblank": ("b", False),
+                                "show-ends": ("E", False), "number": ("n", False),
+                                "squeeze-blank": ("s", False), "show-tabs": ("T", False),
+                                "show-nonprinting": ("v", False)})
 def cat(ctx, opts, args) -> int:
     """Concatenate files (``-`` is stdin) to stdout."""
-    if "A" in opts:
-        raise UsageError("option -A is not supported by vos cat")
+    opts.items = [(k, v) for k, v in opts.items if k != "u"]  # -u: ignored, as GNU
     fmt = _CatFormatter(opts) if opts.items else None
 
     def copy(name, reader):

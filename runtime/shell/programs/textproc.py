@@ -181,7 +181,7 @@ def _tail_bytes(reader, n: int, out) -> None:
         while total - len(chunks[0]) >= n and len(chunks) > 1:
             total -= len(chunks.popleft())
     data = b"".join(chunks)
-    out.write(data[len(data) - n:] if n else b"")
+    out.write(data[max(0, len(data) - n):] if n else b"")
 
 
 def _tail_from(reader, mode: str, n: int, out) -> None:

@@ -44,7 +44,7 @@ def _parse_list(text: str, fields: bool) -> list[tuple[int, float]]:
     ranges.sort()
     merged = [ranges[0]]
     for lo, hi in ranges[1:]:
-        if lo <= merged[-1][1] + 1:
+        if lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
             merged.append((lo, hi))
@@ -153,33 +153,57 @@ def _tr_char(token: bytes) -> int:
     return _TR_ESCAPES.get(token[1], token[1])
 
 
-def _tr_set(text: bytes, is_set2: bool, translating: bool) -> tuple[list[int], list]:
-    """Expand a tr SET into a list of byte values.
+class _CaseChar(int):
+    """A byte that came from an ``[:upper:]``/``[:lower:]`` construct
+    (*start* marks the construct's first byte): GNU pairs such constructs
+    in SET1 and SET2 as whole units."""
 
-    Returns (values, repeats) where *repeats* lists ``(index, char)`` of
-    ``[c*]`` fill constructs in SET2 (expanded later to the needed length).
-    """
-    items: list = []   # ints, or ("class", name) / ("fill", char)
+    def __new__(cls, value: int, name: str, start: bool):
+        self = super().__new__(cls, value)
+        self.name, self.start = name, start
+        return self
+
+
+class _Fill:
+    """A ``[c*]`` construct of SET2, expanded once SET1's length is known."""
+
+    def __init__(self, char: int):
+        self.char = char
+
+
+def _tr_set(text: bytes, is_set2: bool, translating: bool) -> tuple[list, bool]:
+    """Expand a tr SET into a list of bytes (ints, :class:`_CaseChar`s
+    and at most one :class:`_Fill`); also say whether it used a class."""
+    items: list = []
+    has_class = False
     for m in _TR_TOKEN.finditer(text):
         cls, equiv, rep_char, rep_count, single = m.groups()
         if cls is not None:
             name = cls.decode()
+            has_class = True
             if name not in _CLASSES:
                 raise _TrError(f"invalid character class {quote(name)}")
             if is_set2 and translating and name not in ("upper", "lower"):
                 raise _TrError("when translating, the only character classes that may "
                                "appear in\nstring2 are 'upper' and 'lower'")
-            items.extend(_CLASSES[name])
+            if name in ("upper", "lower"):
+                items.extend(_CaseChar(b, name, k == 0) for k, b in enumerate(_CLASSES[name]))
+            else:
+                items.extend(_CLASSES[name])
         elif equiv is not None:
             items.append(_tr_char(equiv))
         elif rep_char is not None:
             if rep_count:
                 items.extend([_tr_char(rep_char)] * int(rep_count, 8 if rep_count[:1] == b"0" else 10))
             else:
-                items.append(("fill", _tr_char(rep_char)))
+                items.append(_Fill(_tr_char(rep_char)))
         else:
             items.append(_tr_char(single))
-    return _tr_ranges(items)
+    return _tr_ranges(items), has_class
+
+
+def _plain(item) -> bool:
+    return type(item) is int
 
 
 def _tr_ranges(items: list) -> list:
@@ -187,8 +211,8 @@ def _tr_ranges(items: list) -> list:
     out: list = []
     i = 0
     while i < len(items):
-        if (i + 2 < len(items) and items[i + 1] == ord("-")
-                and isinstance(items[i], int) and isinstance(items[i + 2], int)):
+        if (i + 2 < len(items) and items[i + 1] == ord("-") and _plain(items[i + 1])
+                and _plain(items[i]) and _plain(items[i + 2])):
             lo, hi = items[i], items[i + 2]
             if hi < lo:
                 raise _TrError("range-endpoints of '%s-%s' are in reverse collating "
@@ -225,9 +249,9 @@ def _tr_plan(opts, args):
     """Compute (table, delete_bytes, squeeze_bytes) for bytes.translate."""
     complement, delete, squeeze = "c" in opts, "d" in opts, "s" in opts
     translating = not delete and len(args) == 2
-    set1 = _tr_set(os.fsencode(args[0]), False, translating)
-    set2 = _tr_set(os.fsencode(args[1]), True, translating) if len(args) > 1 else []
-    if any(not isinstance(c, int) for c in set1):
+    set1, classes1 = _tr_set(os.fsencode(args[0]), False, translating)
+    set2, _ = _tr_set(os.fsencode(args[1]), True, translating) if len(args) > 1 else ([], False)
+    if any(isinstance(c, _Fill) for c in set1):
         raise _TrError("the [c*] repeat construct may not appear in string1")
     if complement:
         members = set(set1)
@@ -235,26 +259,70 @@ def _tr_plan(opts, args):
     table = bytearray(range(256))
     if translating:
         set2 = _tr_fill(set2, len(set1))
-        if not set2:
-            raise _TrError("when not truncating set1, string2 must be non-empty")
-        set2 = set2 + [set2[-1]] * (len(set1) - len(set2))
-        for src, dst in zip(set1, set2):
-            table[src] = dst
+        if not complement:
+            _tr_check_case_alignment(set1, set2)
+        if len(set1) > len(set2):
+            if not set2:
+                raise _TrError("when not truncating set1, string2 must be non-empty")
+            if isinstance(set2[-1], _CaseChar):
+                raise _TrError("when translating with string1 longer than string2,\n"
+                               "the latter string must not end with a character class")
+            set2 = set2 + [int(set2[-1])] * (len(set1) - len(set2))
+        if complement and classes1 and len(set(set2)) > 1:
+            raise _TrError("when translating with complemented character classes,\n"
+                           "string2 must map all characters in the domain to one")
+        _tr_map(set1, set2, table, pair_classes=not complement)
+    else:
+        set2 = [c.char if isinstance(c, _Fill) else c for c in set2]
     deleted = bytes(sorted(set(set1))) if delete else b""
     squeezed = set2 if (translating or delete) else set1
     squeezed = bytes(sorted(set(squeezed))) if squeeze else b""
     return bytes(table), deleted, squeezed
 
 
+def _tr_check_case_alignment(set1: list, set2: list) -> None:
+    """GNU validate_case_classes: an [:upper:]/[:lower:] in SET2 must start
+    where an [:upper:]/[:lower:] construct starts in SET1."""
+    i = j = 0
+    while j < len(set2):
+        src, dst = set1[i] if i < len(set1) else None, set2[j]
+        if isinstance(dst, _CaseChar) and dst.start:
+            if not (isinstance(src, _CaseChar) and src.start):
+                raise _TrError("misaligned [:upper:] and/or [:lower:] construct")
+            i += len(_CLASSES[src.name])
+            j += len(_CLASSES[dst.name])
+        elif src is None:
+            break
+        else:
+            i += 1
+            j += 1
+
+
+def _tr_map(set1: list, set2: list, table: bytearray, pair_classes: bool) -> None:
+    """Fill the translation *table* from SET1 to (padded) SET2."""
+    i = j = 0
+    while i < len(set1) and j < len(set2):
+        src, dst = set1[i], set2[j]
+        if pair_classes and isinstance(dst, _CaseChar) and dst.start:
+            for a, b in zip(_CLASSES[src.name], _CLASSES[dst.name]):
+                table[a] = b
+            i += len(_CLASSES[src.name])
+            j += len(_CLASSES[dst.name])
+            continue
+        table[src] = dst
+        i += 1
+        j += 1
+
+
 def _tr_fill(set2: list, length: int) -> list:
     """Expand a ``[c*]`` construct of SET2 to pad it to *length*."""
-    fills = [k for k, c in enumerate(set2) if not isinstance(c, int)]
+    fills = [k for k, c in enumerate(set2) if isinstance(c, _Fill)]
     if not fills:
         return set2
     k = fills[0]
-    rest = [c for c in set2[k + 1:] if isinstance(c, int)]
+    rest = [c for c in set2[k + 1:] if not isinstance(c, _Fill)]
     count = max(0, length - k - len(rest))
-    return set2[:k] + [set2[k][1]] * count + rest
+    return set2[:k] + [set2[k].char] * count + rest
 
 
 @program("tr", "cdsC", {"complement": ("c", False), "delete": ("d", False),
