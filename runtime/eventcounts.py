@@ -21,7 +21,9 @@ Strategy.  The eventcount word packs the count and the number of sleepers:
 so ADVANCE is one atomic fetch_add that also tells it whether anyone sleeps;
 only then does it make a system call.  AWAIT returns at once when the count
 already exceeds the value (one atomic load).  Otherwise it spins briefly
-when it has a core of its own (the advancer is probably about to act), then
+when it has a core of its own (the advancer is probably about to act; the
+spin adapts: it shrinks when spinning keeps failing, as when the advancer
+shares the core), then
 registers as a sleeper with the same fetch_add that reads the count, and
 sleeps in the host kernel on the word (FUTEX_WAIT_BITSET) for as long as the
 count is unchanged.
@@ -85,6 +87,7 @@ _MINUS_ONE_SLEEPER = c_arg(-SLEEPER)
 DEFAULT_CAPACITY = 1024
 _SLICE = 0.25
 _SPIN = 400 if (os.cpu_count() or 1) > 1 else 0
+_MIN_SPIN = 8
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _i64 = struct.Struct("<q")
 
@@ -238,6 +241,7 @@ class EventcountTable:
         self._seq_ptrs = self._ptrs[SEQUENCER]
         self.slice = kernel.config.get("sync_slice", _SLICE)   # see LockTable
         self.spin = _SPIN if kernel.config.get("sync_spin", True) else 0
+        self._budget = self.spin   # the adaptive spin (private to this process)
 
     def boot(self):
         _i64.pack_into(self.buf, self.base + H_CAPACITY, self.capacity)
@@ -325,12 +329,19 @@ class EventcountTable:
             raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
         ctx = _context.current()
         k = self.kernel
-        if self.spin and not k.processors.contended():
+        budget = self._budget
+        if budget and not k.processors.contended():
+            # Spin briefly: with a core of its own the advancer is probably about
+            # to act.  Adaptive (per process): a spin that ends in a sleep halves
+            # the next one (the advancer shares our core, spinning only delays
+            # it); a spin that succeeds doubles it, up to the configured spin.
             q = self._q
             qi = (self._rec(ec.id) - self.base) // 8
-            for _ in range(self.spin):
+            for _ in range(budget):
                 if (q[qi] & COUNT) > value and (load_raw(p, SEQ_CST) & COUNT) > value:  # hint, then confirm
+                    self._budget = min(self.spin, budget * 2)
                     return
+            self._budget = max(_MIN_SPIN, budget // 2)
         deadline = None if timeout is None else time.monotonic() + timeout
         bits = 1 << (value % 32)
         shown = min(max(value, _I64_MIN), _I64_MAX)
