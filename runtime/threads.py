@@ -127,10 +127,14 @@ class ThreadTable:
     get64 = _get64
 
     def put32(self, off, v):
-        _u32.pack_into(self.buf, off, v)
+        # One 4-byte store.  struct.pack_into clears its target before writing
+        # the bytes, so a lock-free reader could see a live thread's state as
+        # 0 (FREE) for a moment: NoSuchThread from off(), a thread missing
+        # from snapshot().  A memoryview item assignment is a single store.
+        self.buf[off:off + 4].cast("I")[0] = v
 
     def put64(self, off, v):
-        _i64.pack_into(self.buf, off, v)
+        self.buf[off:off + 8].cast("q")[0] = v  # one 8-byte store (see put32)
 
     # --- life cycle ----------------------------------------------------------
 
