@@ -38,10 +38,10 @@ import struct
 from .. import atomics
 from ..context import current
 from ..errors import OutOfMemory
-from ..threads import LIVE, O_PID, O_STATE, O_TID, WAIT_SWAP, pid_alive
+from ..threads import O_PID, O_TID, WAIT_SWAP, pid_alive
 from .tables import (A_EVICTED, A_ID, A_RESIDENT, A_SWAPPED, A_SWRITES, AS_ENTRY, D_OWNER, D_WORD, DESC,
                      DIRTY, EVICTING, F_LOADED, F_MOVER, F_OWNER, F_PAGE, F_STAGE, F_USED, F_VICTIM,
-                     FRAME_ENTRY, H_EVICTIONS, H_FRAME_EVENT, H_FREE, H_SWAP_WRITES, LOADING, ON_SWAP, REF,
+                     FRAME_ENTRY, H_EVICTIONS, H_FRAME_EVENT, H_FREE, H_REPAIRS, H_SWAP_WRITES, LOADING, ON_SWAP, REF,
                      RESIDENT, STAGE_EVICT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 FREE_FRAME, EVICT, WAIT = "free", "evict", "wait"
@@ -264,10 +264,14 @@ class Frames:
                 return
 
     def mover_alive(self, tid):
+        """Is thread tid's process still there?  Judged by its process, never by
+        its state word alone: a mover that ends for any reason (EXIT_THREAD is
+        impossible mid-fault; an exception or a kill ends the process) leaves
+        the frame to repair(), and a live mover must never be repaired under it."""
         threads = self.vm.kernel.threads
         o = threads.slot_off(tid % threads.n)
-        if threads.get64(o + O_TID) != tid or threads.get32(o + O_STATE) not in LIVE:
-            return False
+        if threads.get64(o + O_TID) != tid:
+            return False  # its slot was freed and reused: it is long gone
         pid = threads.get64(o + O_PID)
         return pid == 0 or pid_alive(pid)
 
@@ -279,6 +283,7 @@ class Frames:
             mover = vm.get(e + F_MOVER)
             if not mover or self.mover_alive(mover - 1):
                 continue
+            vm.add(vm.base + H_REPAIRS, 1)
             page = vm.get(e + F_PAGE) - 1
             po = self.desc_word_off(page)
             pword = vm.get(po)

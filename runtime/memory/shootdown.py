@@ -68,7 +68,7 @@ import time
 
 from .. import atomics
 from ..context import current
-from ..threads import LIVE, O_PID, O_STATE, O_TID, WAIT_SWAP, pid_alive
+from ..threads import O_PID, WAIT_SWAP, pid_alive
 from .tables import A_EPOCH, AS_ENTRY, C_ACK, C_AS, CPU_ENTRY, H_INTERRUPTS, H_SHOOTDOWNS, OFFLINE
 
 _i64 = struct.Struct("<q")
@@ -182,14 +182,13 @@ class Shootdown:
         ack = atomics.load(self.vm.addr + o + C_ACK)
         if ack == OFFLINE:
             return True
-        as_slot = _i64.unpack_from(self.buf, o + C_AS)[0]
+        as_slot = self.vm.words[(o + C_AS) >> 3]
         if as_slot not in epochs or ack >= epochs[as_slot]:
             return True
-        threads = self.vm.kernel.threads
-        to = threads.slot_off(slot)
-        if threads.get32(to + O_STATE) not in LIVE:
-            return True  # ended: its process makes no access any more
-        pid = threads.get64(to + O_PID)
+        # A thread that ended normally went OFFLINE in its death hook; one whose
+        # process was killed makes no access any more.  (Judged by the process,
+        # not by the state word, which its owner rewrites while it runs.)
+        pid = self.vm.kernel.threads.get64(self.vm.kernel.threads.slot_off(slot) + O_PID)
         return bool(pid) and not pid_alive(pid)
 
     def _interrupt(self, slot):

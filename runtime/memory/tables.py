@@ -55,10 +55,11 @@ _u32 = struct.Struct("<I")
 #    88   8  evictions     VM lock
 #    96   8  swap_reads    VM lock
 #   104   8  swap_writes   VM lock
+#   112   8  repairs       VM lock: moves rolled back because their mover died
 HEADER = 128
 H_LOCK, H_FREE, H_COMMITTED, H_HAND, H_FRAME_EVENT = 0, 8, 16, 24, 32
 H_AS_GEN, H_BLOCK_GEN, H_RNG, H_SEQ = 40, 48, 56, 64
-H_SHOOTDOWNS, H_INTERRUPTS, H_EVICTIONS, H_SWAP_READS, H_SWAP_WRITES = 72, 80, 88, 96, 104
+H_SHOOTDOWNS, H_INTERRUPTS, H_EVICTIONS, H_SWAP_READS, H_SWAP_WRITES, H_REPAIRS = 72, 80, 88, 96, 104, 112
 
 # --- address-space entry (AS_ENTRY bytes) -------------------------------------
 #

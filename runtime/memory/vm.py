@@ -43,7 +43,7 @@ from .shootdown import Shootdown
 from .swap import SwapFile, default_path
 from .tables import (A_ID, AS_ENTRY, AS_STATS, B_MASK, BLOCK_ENTRY, C_ACK, CPU_ENTRY, D_BLOCK, D_WORD, DESC,
                      F_OWNER, F_PAGE, FRAME_ENTRY, H_COMMITTED, H_EVICTIONS, H_FREE, H_HAND, H_INTERRUPTS,
-                     H_LOCK, H_RNG, H_SEQ, H_SHOOTDOWNS, H_SWAP_READS, H_SWAP_WRITES, OFFLINE, STATE_MASK,
+                     H_LOCK, H_REPAIRS, H_RNG, H_SEQ, H_SHOOTDOWNS, H_SWAP_READS, H_SWAP_WRITES, OFFLINE, STATE_MASK,
                      STATE_NAMES, Geometry, _align)
 
 _i64 = struct.Struct("<q")
@@ -238,6 +238,7 @@ class VirtualMemory:
             "swap_writes": self.get(h + H_SWAP_WRITES),
             "shootdowns": self.get(h + H_SHOOTDOWNS),
             "shootdown_interrupts": self.get(h + H_INTERRUPTS),
+            "repairs": self.get(h + H_REPAIRS),
             "address_spaces": spaces,
             "frame_owner": owners,
         }
