@@ -75,6 +75,7 @@ import sys
 from . import arena as _arena
 from . import atomics
 from . import context as _cx
+from . import mutex
 from .buffer_ring import (BUSY_STRIDE, DEALLOCATED, READERS_GONE, WRITERS_GONE, Ring, arena_size,
                           bias_available, format_header)
 from .errors import (BufferDeallocated, EndOfStream, KernelError, NoSuchThread, OutOfResources,
@@ -312,15 +313,18 @@ class Buffers:
 
     def ends_flags(self, slot):
         """WRITERS_GONE / READERS_GONE as the ends table says (the truth; the
-        ring's flags are its cached copy)."""
+        ring's flags are its cached copy).  An open end whose owner is dead
+        counts as closed even before anyone buries the owner (who will close
+        it for real); this runs only on slow paths."""
         opened = {WRITER: 0, READER: 0}
         open_ = {WRITER: 0, READER: 0}
+        threads = self.kernel.threads
         for e in range(MAX_ENDS):
             w = self._get(slot, E_ENDS + 8 * e)
             if w:
                 role = w >> ROLE_SHIFT
                 opened[role] = opened.get(role, 0) + 1
-                if not w & CLOSED:
+                if not w & CLOSED and mutex.holder_alive(threads, (w & OWNER) - 1):
                     open_[role] = open_.get(role, 0) + 1
         flags = 0
         if opened[WRITER] and not open_[WRITER]:
