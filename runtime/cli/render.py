@@ -45,3 +45,30 @@ def kernels_table(kernels):
     for name, pid, nthreads in kernels:
         t.add_row(name, str(pid), str(nthreads))
     return t
+
+
+def trace_tables(tracer, status):
+    """The renderables of `vos sh --trace`: timeline, stages, buffers."""
+    timeline = Table(title="the pipeline as a timeline (SEND/RECEIVE logged by each stage at completion; thread states sampled)", title_justify="left")
+    timeline.add_column("ms", justify="right")
+    timeline.add_column("who")
+    timeline.add_column("what")
+    events = tracer.timeline()
+    shown = events if len(events) <= 80 else events[:40] + [(None, "...", f"{len(events) - 80} more events")] + events[-40:]
+    for ms, who, what in shown:
+        timeline.add_row("" if ms is None else f"{ms:.2f}", who, what)
+    stages = Table(title=f"stages (exit status of the pipeline: {status})", title_justify="left")
+    for col in ("tid", "pid", "command", "state", "cpu ms", "vol", "invol"):
+        stages.add_column(col)
+    names = dict(zip(tracer.pipeline.joined, tracer.pipeline.names))
+    for r in tracer.final_threads:
+        stages.add_row(str(r["tid"]), str(r["pid"]), names.get(r["tid"], r["name"]), state_text(r["state"]),
+                       f"{r['run_ms']:.1f}", str(r["voluntary"]), str(r["involuntary"]))
+    buffers = Table(title="bounded buffers between the stages", title_justify="left")
+    for col in ("buffer", "between", "messages", "bytes", "peak fill", "sender waits", "receiver waits"):
+        buffers.add_column(col)
+    names = tracer.pipeline.names
+    for i, row in tracer.final_buffers:
+        buffers.add_row(f"{i + 1}", f"{names[i]} | {names[i + 1]}", str(row["sent"]), str(row["bytes_sent"]),
+                        f"{row['peak_fill']}/{row['n']}", str(row["send_waits"]), str(row["receive_waits"]))
+    return [timeline, stages, buffers]

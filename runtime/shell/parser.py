@@ -6,7 +6,8 @@
 
 Words: single quotes keep everything literally; double quotes keep everything
 but `\\"`, `\\\\`, `\\$` and the expansion `$?`; outside quotes a backslash
-escapes the next character and `$?` expands to the last exit status.  Adjacent
+escapes the next character and `$?` expands to the last exit status (when
+the pipeline runs, see expand()).  Adjacent
 pieces join into one word (`"a"'b'c` is `abc`).  Errors raise ShellSyntaxError
 with bash's wording, so that students recognise them.
 """
@@ -32,9 +33,21 @@ class Pipeline:
 
 
 _OPERATORS = (">>", "|", "<", ">", ";")
+STATUS = "\0$?"  # stands for `$?` until the pipeline runs (a NUL can never be in an argument)
 
 
-def tokenize(line, last_status=0):
+def expand(commands, status):
+    """Replace `$?` in the commands' words by `status` (just before they run:
+    in `false; echo $?` the second pipeline sees the first one's status)."""
+    s = str(status)
+    for c in commands:
+        c.argv = [w.replace(STATUS, s) for w in c.argv]
+        c.stdin = c.stdin and c.stdin.replace(STATUS, s)
+        c.stdout = c.stdout and c.stdout.replace(STATUS, s)
+    return commands
+
+
+def tokenize(line, last_status=None):
     """[(kind, text)] with kind "word" or "op"."""
     tokens, word, in_word, i, n = [], [], False, 0, len(line)
     while i < n:
@@ -72,7 +85,7 @@ def tokenize(line, last_status=0):
                     word.append(line[i + 1])
                     i += 2
                 elif line.startswith("$?", i):
-                    word.append(str(last_status))
+                    word.append(STATUS if last_status is None else str(last_status))
                     i += 2
                 else:
                     word.append(c)
@@ -83,7 +96,7 @@ def tokenize(line, last_status=0):
                 word.append(line[i + 1])
             in_word, i = True, i + 2
         elif line.startswith("$?", i):
-            word.append(str(last_status))
+            word.append(STATUS if last_status is None else str(last_status))
             in_word, i = True, i + 2
         else:
             word.append(c)
@@ -93,8 +106,9 @@ def tokenize(line, last_status=0):
     return tokens
 
 
-def parse(line, last_status=0):
-    """The pipelines of a command line, in order.  [] for an empty line."""
+def parse(line, last_status=None):
+    """The pipelines of a command line, in order.  [] for an empty line.
+    `$?` becomes last_status, or stays a marker for expand() if it is None."""
     pipelines, commands, cmd = [], [], None
     tokens = tokenize(line, last_status)
     i = 0

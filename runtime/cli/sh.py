@@ -1,0 +1,44 @@
+"""`vos sh`: a shell whose pipeline stages are virtual processors.
+
+    vos sh                          interactive (prompt, history; Ctrl-C ends the pipeline)
+    vos sh -c "ls -la | grep cse"   run one command line, exit with its status
+    vos sh --trace -c "..."         also show each stage's thread, its state changes and the
+                                    SEND/RECEIVE traffic of the buffers, as a timeline
+"""
+
+import os
+import sys
+
+from ..kernel import Kernel
+from ..shell.session import Session, ShellExit, repl
+from .render import trace_tables
+
+
+def add_parser(sub):
+    p = sub.add_parser("sh", help="a shell whose pipeline stages are virtual processors", description=__doc__)
+    p.add_argument("-c", dest="command", help="run this command line and exit with its status")
+    p.add_argument("--trace", action="store_true", help="show each pipeline as a timeline of threads and buffers")
+    p.add_argument("--processors", type=int, default=None, help="limit the virtual processors (default: none)")
+    return p
+
+
+def run(args, console):
+    def show(tracer, status):
+        for renderable in trace_tables(tracer, status):
+            console.print(renderable)
+
+    stdin_fd = os.dup(0)  # a multiprocessing child replaces its fd 0 with /dev/null: give stages a copy
+    try:
+        with Kernel(processors=args.processors, start_method="fork") as k:
+            session = Session(k, trace=show if args.trace else None, stdin_fd=stdin_fd)
+            if args.command is not None:
+                try:
+                    return session.run_line(args.command)
+                except ShellExit as e:
+                    return e.status
+            console.print("vos sh: every stage of a pipeline is a virtual processor; `help` for help, "
+                          "Ctrl-D to leave")
+            return repl(session)
+    finally:
+        os.close(stdin_fd)
+        sys.stdout.flush()
