@@ -32,14 +32,23 @@ the machine is not x86-64, `compare_exchange_p` falls back to libatomic.
 `CAS_IMPLEMENTATION` says which one this process uses.
 
 Memory ordering.  Every operation here is sequentially consistent
-(`__ATOMIC_SEQ_CST`; `lock cmpxchg` is a full barrier too).  On x86-64 an RMW
-is a LOCK-prefixed instruction (a full barrier), a seq-cst store is an XCHG
-and a load is a plain MOV (x86-TSO never reorders a load with an older load or
-a store with an older store, and the locked RMWs/XCHG stores order the rest).
-On ARM64 libatomic uses LDAXR/STLXR loops or LSE's LDADDAL/SWPAL/CASAL, with
-acquire *and* release semantics, and LDAR/STLR for loads and stores, which
-ARM64 defines to be sequentially consistent with each other (RCsc).  What the
-runtime needs from this:
+(`__ATOMIC_SEQ_CST`), which compiles to:
+
+    operation                      x86-64                  ARM64 (v8.0 / with LSE)
+    load, load_p                   MOV                     LDAR
+    store, store_p                 XCHG                    STLR
+    exchange, exchange_p           XCHG (implied LOCK)     LDAXR/STLXR loop / SWPAL
+    fetch_add/_or/_and, ..._p      LOCK XADD / LOCK OR ... LDAXR/STLXR loop / LDADDAL, LDSETAL, LDCLRAL
+    compare_exchange               LOCK CMPXCHG            LDAXR/STLXR loop / CASAL
+    compare_exchange_p (CAS page)  LOCK CMPXCHG            (libatomic, as above)
+    fence                          MFENCE                  DMB ISH
+
+A LOCK-prefixed instruction and XCHG are full barriers on x86; the other
+reordering x86-TSO allows (a later load passing an earlier store) is excluded
+because every store here is an XCHG.  On ARM64 the acquire half of an RMW
+(LDAXR, or the A of ...AL) keeps later accesses after it, the release half
+(STLXR, the L) keeps earlier ones before it, and LDAR/STLR are sequentially
+consistent with each other (ARMv8's RCsc).  Why that is enough for vos:
 
   * lock/unlock: the RMW that takes a lock is an acquire and the one that
     frees it a release, so the plain reads and writes of a critical section
@@ -47,9 +56,10 @@ runtime needs from this:
     it on either architecture;
   * "publish, then check" (Dekker's pattern: a sleeper announces itself and
     then re-reads the word; a waker changes the word and then looks for
-    sleepers): both sides use seq-cst atomics, so at least one of them sees
-    the other's write.  This is the store->load order x86 would otherwise
-    relax, and the reason these paths never use plain reads;
+    sleepers; a thread publishes its wait-for edge, then reads the others'):
+    both sides use seq-cst atomics, so at least one of them sees the other's
+    write.  This is exactly the store->load order that plain accesses would
+    not give on x86, and the reason these paths never use plain reads;
   * eventcounts: a count read by `load` is at least as new as every ADVANCE
     that happened before the write it is compared with.
 

@@ -61,9 +61,9 @@ Section layout (part "locks", in the main arena; little-endian words):
                             by the death hook before it marks the word DIED
        48  16  name         UTF-8, NUL padded; written once by the allocator
 
-Lock order: the resolver is taken only by a thread that holds no lock's
-*word* in a transitional state (it is between its failed CAS and its sleep),
-and nothing is acquired while holding the resolver.
+Lock order: the resolver is a leaf.  A thread takes it between its failed
+ACQUIRE and its sleep, possibly holding any number of locks, and acquires
+nothing while it holds it; so it can close no cycle.
 """
 
 import dataclasses
@@ -123,9 +123,11 @@ class Lock:
         return hash(("lock", self.id))
 
     def acquire(self, timeout=None):
-        """ACQUIRE, giving up after `timeout` seconds (TimeoutError, not holding)."""
+        """ACQUIRE, giving up after `timeout` seconds (TimeoutError, not
+        holding).  Returns True (so `if lock.acquire(timeout=1):` reads well)."""
         ctx = _ctx()
         ctx.kernel.locks.acquire(self, ctx.tid, timeout)
+        return True
 
     def acquire_nowait(self):
         """Take the lock if that needs no waiting, else raise WouldBlock."""

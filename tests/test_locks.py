@@ -456,3 +456,29 @@ def test_waiting_behind_a_waiter_is_not_a_deadlock():
         assert k.join(t2, timeout=30) == ("clean", "")
         assert k.statistics()["locks"]["deadlocks"] == 0
         k._check_invariants()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_stress_the_cycle_race_many_times():
+    """The simultaneous-closing race, 100 times over: always exactly one victim."""
+    with Kernel(sync_slice=30.0) as k:
+        for _ in range(100):
+            a, b, ready = ALLOCATE_LOCK("a"), ALLOCATE_LOCK("b"), ALLOCATE_EVENTCOUNT()
+            t1 = ALLOCATE_THREAD(take_two, k.address_space, a, b, ready, 2)
+            t2 = ALLOCATE_THREAD(take_two, k.address_space, b, a, ready, 2)
+            verdicts = sorted(k.join(t, timeout=60)[0] for t in (t1, t2))
+            assert verdicts == ["deadlock", "done"]
+        k._check_invariants()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_stress_exclusion_with_many_threads():
+    with Kernel(processors=2, max_locks=8) as k:
+        lock, entered, left, ready = (ALLOCATE_LOCK(), ALLOCATE_EVENTCOUNT(), ALLOCATE_EVENTCOUNT(),
+                                      ALLOCATE_EVENTCOUNT())
+        tids = [ALLOCATE_THREAD(exclusion, k.address_space, lock, entered, left, 20000, ready, 8) for _ in range(8)]
+        assert [k.join(t, timeout=600) for t in tids] == [1] * 8
+        assert READ(left) == 160000
+        k._check_invariants()
