@@ -41,7 +41,7 @@ from ..errors import OutOfMemory
 from ..threads import O_PID, O_TID, WAIT_SWAP, pid_alive
 from .tables import (A_EVICTED, A_ID, A_RESIDENT, A_SWAPPED, A_SWRITES, AS_ENTRY, D_OWNER, D_WORD, DESC,
                      DIRTY, EVICTING, F_LOADED, F_MOVER, F_OWNER, F_PAGE, F_STAGE, F_USED, F_VICTIM,
-                     FRAME_ENTRY, H_EVICTIONS, H_FRAME_EVENT, H_FREE, H_REPAIRS, H_SWAP_WRITES, LOADING, ON_SWAP, REF,
+                     FRAME_ENTRY, H_EVICTIONS, H_FRAME_EVENT, H_FREE, H_REPAIRS, H_SLEEPERS, H_SWAP_WRITES, LOADING, ON_SWAP, REF,
                      RESIDENT, STAGE_EVICT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 FREE_FRAME, EVICT, WAIT = "free", "evict", "wait"
@@ -103,20 +103,24 @@ class Frames:
             vm.shootdown.bump(sampled & ~vm.block_mask_of(vm.get(self.entry(frame) + F_VICTIM)))
         return EVICT, frame, epochs
 
-    def candidates(self, as_slot=None):
-        """(lock) [(frame, desc)] of every evictable frame (resident page, nobody
-        moving it), of one address-space slot's frames if as_slot is given."""
+    def column(self, field):
+        """(lock) One field of every frame entry, as a list (one strided copy)."""
         vm = self.vm
-        out = []
-        ft = vm.o_frame_table
-        want = None if as_slot is None else as_slot + 1
-        for f, (page, owner, _l, _u, mover, _s, _v, _x) in enumerate(
-                struct.iter_unpack("<8q", self.buf[ft:ft + FRAME_ENTRY * vm.geo.frames])):
-            if page and not mover and (want is None or owner == want):
-                word = vm.get(self.desc_word_off(page - 1))
-                if word & STATE_MASK == RESIDENT:
-                    out.append((f, page - 1))
-        return out
+        w0 = (vm.o_frame_table + field) >> 3
+        return vm.words[w0:w0 + vm.geo.frames * (FRAME_ENTRY // 8):FRAME_ENTRY // 8].tolist()
+
+    def candidates(self, as_slot=None):
+        """(lock) [(frame, desc)] of every evictable frame (a page in it, nobody
+        moving it), of one address-space slot's frames if as_slot is given.
+        A frame with a page and no mover holds a RESIDENT page (an invariant
+        check_invariants verifies), so no descriptor need be read here."""
+        pages, movers = self.column(F_PAGE), self.column(F_MOVER)
+        if as_slot is None:
+            return [(f, page - 1) for f, (page, mover) in enumerate(zip(pages, movers)) if page and not mover]
+        owners = self.column(F_OWNER)
+        want = as_slot + 1
+        return [(f, page - 1) for f, (page, mover, owner) in enumerate(zip(pages, movers, owners))
+                if page and not mover and owner == want]
 
     def _free_frame(self):
         vm = self.vm
@@ -221,17 +225,31 @@ class Frames:
 
     # --- waiting for a page or a frame ----------------------------------------------
 
+    # No lost wake-up, and no futex_wake syscall when nobody sleeps: a sleeper
+    # counts itself in `sleepers` (an atomic RMW) before it sleeps on a word; a
+    # waker changes the word first (under the VM lock, which it then releases
+    # with an atomic RMW; or with an RMW on the frame event) and reads
+    # `sleepers` after.  Both orders are sequentially consistent, so either the
+    # waker sees the sleeper, or the sleeper's futex sees the changed word.
+
     def wake(self, desc):
-        atomics.futex_wake(self.vm.addr + self.desc_word_off(desc), 1 << 30)
+        """(after the page's word changed) Wake the threads sleeping on it."""
+        vm = self.vm
+        # An RMW, not a plain read: the page word was just written with a plain
+        # store, and only a full barrier keeps this read from passing it.
+        if atomics.fetch_add(vm.addr + vm.base + H_SLEEPERS, 0):
+            atomics.futex_wake(vm.addr + self.desc_word_off(desc), 1 << 30)
 
     def frame_event(self):
         return atomics.load(self.vm.addr + self.vm.base + H_FRAME_EVENT)
 
     def wake_all(self):
         """A frame freed or a transit ended: wake threads waiting for either."""
-        a = self.vm.addr + self.vm.base + H_FRAME_EVENT
+        vm = self.vm
+        a = vm.addr + vm.base + H_FRAME_EVENT
         atomics.fetch_add(a, 1)
-        atomics.futex_wake(a, 1 << 30)
+        if atomics.load(vm.addr + vm.base + H_SLEEPERS):
+            atomics.futex_wake(a, 1 << 30)
 
     def wait_page(self, desc, word):
         """(no lock) Sleep, WAITING on swap for page `desc`, while its word is still `word`."""
@@ -243,8 +261,13 @@ class Frames:
 
     def _wait(self, addr, expected, desc):
         ctx = current()
+        sleepers = self.vm.addr + self.vm.base + H_SLEEPERS
         with ctx.waiting(WAIT_SWAP, desc):
-            atomics.futex_wait(addr, expected & 0xFFFFFFFF, 0.05)
+            atomics.fetch_add(sleepers, 1)
+            try:
+                atomics.futex_wait(addr, expected & 0xFFFFFFFF, 0.05)
+            finally:
+                atomics.fetch_add(sleepers, -1)
         ctx.check_kernel()
         self.repair_dead_movers()
 

@@ -29,7 +29,7 @@ which the MMU sets on a page walk, not on every access).  So:
 import random as _random
 import struct
 
-from .tables import D_WORD, DESC, F_LOADED, F_USED, FRAME_ENTRY, REF
+from .tables import D_WORD, DESC, F_LOADED, F_USED, REF
 
 NAMES = ("clock", "fifo", "lru", "random")
 _i64 = struct.Struct("<q")
@@ -49,17 +49,16 @@ class Fifo(Policy):
     name = "fifo"
 
     def pick(self, vm, candidates):
-        ft = vm.o_frame_table
-        return min(candidates, key=lambda c: _i64.unpack_from(vm.buf, ft + c[0] * FRAME_ENTRY + F_LOADED)[0])[0], 0
+        loaded = vm.frames.column(F_LOADED)
+        return min((loaded[f], f) for f, _ in candidates)[1], 0
 
 
 class Lru(Policy):
     name = "lru"
 
     def pick(self, vm, candidates):
-        ft = vm.o_frame_table
-        victim = min(candidates, key=lambda c: _i64.unpack_from(vm.buf, ft + c[0] * FRAME_ENTRY + F_USED)[0])[0]
-        return victim, vm.live_as_mask()
+        used = vm.frames.column(F_USED)
+        return min((used[f], f) for f, _ in candidates)[1], vm.live_as_mask()
 
 
 class RandomPolicy(Policy):

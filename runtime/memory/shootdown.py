@@ -69,7 +69,7 @@ import time
 from .. import atomics
 from ..context import current
 from ..threads import O_PID, WAIT_SWAP, pid_alive
-from .tables import A_EPOCH, AS_ENTRY, C_ACK, C_AS, CPU_ENTRY, H_INTERRUPTS, H_SHOOTDOWNS, OFFLINE
+from .tables import A_EPOCH, AS_ENTRY, C_ACK, C_AS, CPU_ENTRY, H_CPUS_USED, H_INTERRUPTS, H_SHOOTDOWNS, OFFLINE
 
 _i64 = struct.Struct("<q")
 _SPIN = 200            # quick re-checks before interrupting anyone
@@ -113,7 +113,12 @@ class Shootdown:
         would clear it first, and an evictor reading it at that moment would
         skip this thread), before the ack that makes the entry count."""
         o = self.cpu_off(tid)
-        self.vm.words[(o + C_AS) >> 3] = as_slot
+        vm = self.vm
+        vm.words[(o + C_AS) >> 3] = as_slot
+        used = vm.base + H_CPUS_USED
+        slot = tid % vm.geo.max_threads
+        if vm.words[used >> 3] <= slot:
+            vm.words[used >> 3] = slot + 1
         self.ack(tid, epoch)
 
     def ack(self, tid, epoch):
@@ -133,14 +138,13 @@ class Shootdown:
     def pending(self, epochs, me):
         """Thread slots that may still use a translation older than `epochs`."""
         vm = self.vm
-        n = vm.geo.max_threads
-        mine = me % n
-        out = []
-        o = vm.o_cpus
-        for slot, (ack, as_slot) in enumerate(struct.iter_unpack("<qq", self.buf[o:o + CPU_ENTRY * n])):
-            if ack != OFFLINE and slot != mine and as_slot in epochs and ack < epochs[as_slot]:
-                out.append(slot)
-        return out
+        n = vm.words[(vm.base + H_CPUS_USED) >> 3]
+        mine = me % vm.geo.max_threads
+        w0 = vm.o_cpus >> 3
+        acks = vm.words[w0 + C_ACK // 8:w0 + 2 * n:CPU_ENTRY // 8].tolist()
+        ases = vm.words[w0 + C_AS // 8:w0 + 2 * n:CPU_ENTRY // 8].tolist()
+        return [slot for slot, (ack, as_slot) in enumerate(zip(acks, ases))
+                if ack != OFFLINE and slot != mine and as_slot in epochs and ack < epochs[as_slot]]
 
     def wait(self, epochs, page, refresh_own):
         """Return once every thread has acknowledged `epochs` ({as slot: epoch}).

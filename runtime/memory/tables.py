@@ -56,10 +56,16 @@ _u32 = struct.Struct("<I")
 #    96   8  swap_reads    VM lock
 #   104   8  swap_writes   VM lock
 #   112   8  repairs       VM lock: moves rolled back because their mover died
-HEADER = 128
+#   120   8  cpus_used     VM lock (read lock-free): 1 + the highest thread slot that ever
+#                          went online; a shootdown scans the cpu entries below it
+#   128   8  sleepers      atomic: threads asleep (or about to sleep) on a page word or the
+#                          frame event; a waker makes the futex_wake syscall only if > 0
+HEADER = 192
 H_LOCK, H_FREE, H_COMMITTED, H_HAND, H_FRAME_EVENT = 0, 8, 16, 24, 32
 H_AS_GEN, H_BLOCK_GEN, H_RNG, H_SEQ = 40, 48, 56, 64
-H_SHOOTDOWNS, H_INTERRUPTS, H_EVICTIONS, H_SWAP_READS, H_SWAP_WRITES, H_REPAIRS = 72, 80, 88, 96, 104, 112
+H_SHOOTDOWNS, H_INTERRUPTS, H_EVICTIONS, H_SWAP_READS, H_SWAP_WRITES, H_REPAIRS, H_CPUS_USED = (
+    72, 80, 88, 96, 104, 112, 120)
+H_SLEEPERS = 128
 
 # --- address-space entry (AS_ENTRY bytes) -------------------------------------
 #

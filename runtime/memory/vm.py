@@ -164,14 +164,17 @@ class VirtualMemory:
 
     # --- small table accessors (callers hold the VM lock unless noted) -----------
 
+    # Every table field these touch is an aligned 8-byte word, read and written
+    # with one access (a struct.pack_into would clear it first, see pager.STORE).
+
     def get(self, off):
-        return _i64.unpack_from(self.buf, off)[0]
+        return self.words[off >> 3]
 
     def put(self, off, value):
-        _i64.pack_into(self.buf, off, value)
+        self.words[off >> 3] = value
 
     def add(self, off, delta):
-        _i64.pack_into(self.buf, off, _i64.unpack_from(self.buf, off)[0] + delta)
+        self.words[off >> 3] += delta
 
     def next_seq(self):
         o = self.base + H_SEQ
