@@ -46,21 +46,25 @@ def await_then_advance(ec, value, done):
     return seen
 
 
-def ping(mine, theirs, rounds, first):
-    """The two halves of a ping-pong: returns the longest single AWAIT."""
+def ping(mine, theirs, rounds, first, strict):
+    """The two halves of a ping-pong: returns the longest single AWAIT.
+    strict: ADVANCE only once the other side is registered as a sleeper on
+    the eventcount, so that every AWAIT takes the sleeping path."""
+    from runtime.context import current
+    table = current().kernel.eventcounts
     longest = 0.0
     for i in range(rounds):
-        if first:
-            ADVANCE(mine)
-            t0 = time.perf_counter()
-            AWAIT(theirs, i)
-        else:
+        if not first:
             t0 = time.perf_counter()
             AWAIT(theirs, i)
             longest = max(longest, time.perf_counter() - t0)
-            ADVANCE(mine)
-            continue
-        longest = max(longest, time.perf_counter() - t0)
+        while strict and table._sleepers(mine) == 0:
+            pass  # until the other side sleeps (or is about to) on `mine`
+        ADVANCE(mine)
+        if first:
+            t0 = time.perf_counter()
+            AWAIT(theirs, i)
+            longest = max(longest, time.perf_counter() - t0)
     return longest
 
 
@@ -147,19 +151,19 @@ def test_advance_wakes_only_the_waiters_whose_value_it_exceeds():
         k._check_invariants()
 
 
-@pytest.mark.parametrize("spin", [True, False])
-def test_no_lost_wakeup_in_a_ping_pong(spin):
+@pytest.mark.parametrize("strict", [False, True], ids=["free-running", "every AWAIT sleeps"])
+def test_no_lost_wakeup_in_a_ping_pong(strict):
     """2000 ADVANCE/AWAIT pairs between two VPs; with 30-second sleep slices a
     lost wake-up would last until a clock interrupt (up to 0.5 s) or hang."""
-    with Kernel(sync_slice=30.0, sync_spin=spin) as k:
+    with Kernel(sync_slice=30.0, sync_spin=not strict) as k:
         a, b = ALLOCATE_EVENTCOUNT("ping"), ALLOCATE_EVENTCOUNT("pong")
-        t1 = ALLOCATE_THREAD(ping, k.address_space, a, b, 2000, True)
-        t2 = ALLOCATE_THREAD(ping, k.address_space, b, a, 2000, False)
+        t1 = ALLOCATE_THREAD(ping, k.address_space, a, b, 2000, True, strict)
+        t2 = ALLOCATE_THREAD(ping, k.address_space, b, a, 2000, False, strict)
         longest = max(k.join(t1, timeout=60), k.join(t2, timeout=60))
         assert READ(a) == READ(b) == 2000
         assert longest < 0.4, f"one AWAIT took {longest:.3f} s: a lost wake-up"
-        if not spin:
-            assert a.statistics().sleeps + b.statistics().sleeps > 1000  # the sleeping path was the one tested
+        if strict:  # the sleeping path was the one tested, every time
+            assert a.statistics().sleeps == b.statistics().sleeps == 2000
         k._check_invariants()
 
 
