@@ -39,7 +39,7 @@ from ..context import current
 from ..errors import (AddressSpaceBusy, AlreadyMapped, BlockInUse, NoSuchAddressSpace, NoSuchBlock, NotMapped,
                       OutOfMemory, OutOfResources)
 from ..threads import LIVE, O_AS
-from .tables import (A_ID, A_MAPPED, A_PAGE_LIMIT, A_PAGES, A_RES_LIMIT, A_RESIDENT, A_SWAPPED, AS_ENTRY,
+from .tables import (A_ID, A_MAPPED, A_PAGE_LIMIT, A_PAGES, A_RES_LIMIT, A_SWAPPED, AS_ENTRY,
                      B_FIRST, B_ID, B_MAPCOUNT, B_MASK, B_NPAGES, B_OWNER, BLOCK_ENTRY, D_BLOCK, D_OWNER, D_WORD,
                      DESC, EVICTING, F_OWNER, H_COMMITTED, LOADING, PTE_VALID, PTE_WRITE, RESIDENT, STATE_MASK,
                      SWAPPED, ZERO)

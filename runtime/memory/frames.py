@@ -39,9 +39,9 @@ from .. import atomics
 from ..context import current
 from ..errors import OutOfMemory
 from ..threads import O_PID, O_TID, WAIT_SWAP, pid_alive
-from .tables import (A_EVICTED, A_ID, A_RESIDENT, A_SWAPPED, A_SWRITES, AS_ENTRY, D_OWNER, D_WORD, DESC,
+from .tables import (A_EVICTED, A_ID, A_RES_LIMIT, A_RESIDENT, A_SWAPPED, A_SWRITES, AS_ENTRY, D_OWNER, D_WORD, DESC,
                      DIRTY, EVICTING, F_LOADED, F_MOVER, F_OWNER, F_PAGE, F_STAGE, F_USED, F_VICTIM,
-                     FRAME_ENTRY, H_EVICTIONS, H_FRAME_EVENT, H_FREE, H_REPAIRS, H_SLEEPERS, H_SWAP_WRITES, LOADING, ON_SWAP, REF,
+                     FRAME_ENTRY, H_EVICTIONS, H_FRAME_EVENT, H_FREE, H_REPAIRS, H_SLEEPERS, H_SWAP_WRITES, ON_SWAP, REF,
                      RESIDENT, STAGE_EVICT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 FREE_FRAME, EVICT, WAIT = "free", "evict", "wait"
@@ -82,7 +82,7 @@ class Frames:
         Raises OutOfMemory when the page can never get a frame."""
         vm = self.vm
         aso = vm.o_as + as_slot * AS_ENTRY
-        limit = vm.get(aso + 32)  # A_RES_LIMIT
+        limit = vm.get(aso + A_RES_LIMIT)
         at_limit = limit and vm.get(aso + A_RESIDENT) >= limit
         if not at_limit and vm.get(vm.base + H_FREE) > 0:
             frame = self._free_frame()
@@ -171,15 +171,17 @@ class Frames:
 
     # --- the rest of an eviction --------------------------------------------------
 
-    def write_victim(self, frame):
-        """Step 3 (no lock): write the victim to swap if it is dirty.  Returns
-        True if it was written."""
+    def write_victim(self, frame, ctx):
+        """Step 3 (no lock): write the victim to swap if it is dirty, WAITING on
+        swap meanwhile (disk I/O: the processor goes to someone else).
+        Returns True if it was written."""
         vm = self.vm
         victim = vm.get(self.entry(frame) + F_VICTIM)
         word = vm.get(self.desc_word_off(victim))
         if not word & DIRTY:
             return False  # its copy in swap is current, or it was never written (all zeros)
-        vm.swap.write(victim, self.view(frame))
+        with ctx.waiting(WAIT_SWAP, victim):
+            vm.swap.write(victim, self.view(frame))
         return True
 
     def finish_eviction(self, frame, written):

@@ -50,10 +50,10 @@ from contextlib import contextmanager
 from .. import atomics
 from .. import context as _context
 from ..errors import AlignmentError, KernelError, NoSuchAddressSpace, ProtectionFault, SegmentationFault
-from ..threads import O_AS, O_FAULTS
+from ..threads import O_AS, O_FAULTS, WAIT_SWAP
 from .frames import EVICT, FREE_FRAME
 from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPED, A_ZERO, AS_ENTRY, D_OWNER,
-                     D_WORD, DESC, DIRTY, EVICTING, F_MOVER, F_STAGE, F_USED, H_SWAP_READS, LOADING, OFFLINE,
+                     D_WORD, DESC, DIRTY, EVICTING, F_MOVER, F_STAGE, F_USED, H_SWAP_READS, LOADING,
                      ON_SWAP, PTE_WRITE, REF, RESIDENT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 _Q = struct.Struct("<q")
@@ -424,7 +424,7 @@ class MMU:
             elif kind == "evict":
                 _, desc, frame, epochs, from_swap = action
                 vm.shootdown.wait(epochs, desc, self.refresh_ack if self.caching else _nothing)
-                written = frames.write_victim(frame)
+                written = frames.write_victim(frame, self.ctx)
                 vm.lock()
                 try:
                     frames.finish_eviction(frame, written)
@@ -519,7 +519,8 @@ class MMU:
         vm = self.vm
         frames = vm.frames
         if from_swap:
-            vm.swap.read(desc, frames.view(frame))
+            with self.ctx.waiting(WAIT_SWAP, desc):      # disk I/O: give the processor up
+                vm.swap.read(desc, frames.view(frame))
         else:
             o = frames.at(frame)
             self.buf[o:o + self.page_size] = frames.zero_page

@@ -27,14 +27,12 @@ robust mutex: if its holder dies, the next taker gets it and the pager repairs
 pages left in transit by the dead thread (frames.repair).
 """
 
-import os
 import signal
 import struct
 import threading
 
-from .. import atomics, mutex
-from ..context import current, current_or_none
-from ..errors import NoSuchAddressSpace
+from .. import mutex
+from ..context import current
 from ..threads import WAIT_LOCK
 from . import pager, policies
 from .address_spaces import AddressSpaces
@@ -267,19 +265,3 @@ def _limit(name, value):
     if not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be an int >= 0 (0: no limit), not {value!r}")
     return value
-
-
-def calling_thread():
-    """(kernel, tid) of the caller, or a KernelError outside a kernel."""
-    ctx = current()
-    return ctx.kernel, ctx.tid
-
-
-def vm_of_caller():
-    ctx = current_or_none()
-    if ctx is None:
-        current()  # raises the standard "no kernel" error
-    vm = getattr(ctx.kernel, "vm", None)
-    if vm is None:
-        raise NoSuchAddressSpace("this kernel has no virtual-memory part")
-    return vm

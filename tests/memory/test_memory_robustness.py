@@ -154,3 +154,38 @@ def test_the_default_swap_file_is_named_after_the_arena_and_removed_after_an_exc
             assert os.path.exists(path)
             raise RuntimeError("boom")
     assert not os.path.exists(path)
+
+
+def _rewrite_own_state(n):
+    from runtime.context import current
+    from runtime.threads import O_STATE, RUNNING
+    ctx = current()
+    t = ctx.kernel.threads
+    o = t.off(ctx.tid, O_STATE)
+    STORE(0, 1)  # started
+    for _ in range(n):
+        t.put32(o, RUNNING)  # what every switch does: the thread writes its own state
+    STORE(8, 1)  # done
+    return n
+
+
+@pytest.mark.timeout(60)
+def test_a_thread_rewriting_its_state_never_looks_free_to_a_lock_free_reader():
+    """The pager judges threads by their entries without locks; a live thread's
+    state word must never read as 0 (FREE) while the thread rewrites it.
+    (struct.pack_into clears a field before writing it: threads.put32 used it.)"""
+    from runtime.threads import O_STATE
+    with Kernel(frames=4) as k:
+        MAP(k.address_space, ALLOCATE_BLOCK(PS), 0, "rw")
+        tid = ALLOCATE_THREAD(_rewrite_own_state, k.address_space, 300_000)
+        o = k.threads.off(tid, O_STATE)
+        while LOAD(0) == 0:
+            pass
+        seen_free = reads = 0
+        while LOAD(8) == 0:
+            for _ in range(100):
+                if k.threads.get32(o) == 0:
+                    seen_free += 1
+            reads += 100
+        assert k.join(tid, timeout=30) == 300_000
+        assert reads > 1000 and seen_free == 0
