@@ -114,5 +114,48 @@ def test_pressure_with_fewer_processors_than_threads():
 @pytest.mark.parametrize("policy", ["clock", "fifo", "lru", "random"])
 def test_no_word_is_lost_under_long_pressure(policy):
     with Kernel(frames=16, policy=policy, seed=11) as k:
-        stats = _run(k, spaces=4, vps_per_space=2, npages=24, rounds=12)
+        stats = _run(k, spaces=4, vps_per_space=4, npages=12, rounds=12)  # 16 VPs
     assert stats["evictions"] > 1000
+
+
+def _evict_everything(npages, rounds):
+    for r in range(rounds):
+        for p in range(npages):
+            STORE(p * PS + 8, r * 100 + p)
+    return [LOAD(p * PS + 8) for p in range(npages)]
+
+
+@pytest.mark.timeout(60)
+def test_an_idle_thread_holding_translations_is_interrupted_and_never_sees_a_stale_frame():
+    """Thread 0 caches translations of every page of a block, then sleeps in
+    join while a VP evicts those pages: each eviction must interrupt thread 0
+    (SIGUSR2) for its acknowledgement.  Afterwards thread 0's first LOADs must
+    see the VP's data, not whatever its stale translations pointed at."""
+    with Kernel(frames=4) as k:
+        block = ALLOCATE_BLOCK(8 * PS)
+        MAP(k.address_space, block, 0, "rw")
+        for p in range(4):
+            STORE(p * PS + 8, -1)          # 4 resident pages, all in thread 0's TLB
+        other = CREATE_ADDRESS_SPACE()
+        MAP(other, block, 0, "rw")
+        got = k.join(ALLOCATE_THREAD(_evict_everything, other, 8, 3), timeout=30)
+        assert got == [200 + p for p in range(8)]
+        assert [LOAD(p * PS + 8) for p in range(8)] == got
+        stats = k.vm.statistics()
+        assert stats["shootdowns"] > 0 and stats["shootdown_interrupts"] > 0
+        k._check_invariants()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("page_size", [64, 1024, 65536])
+def test_other_page_sizes(page_size):
+    with Kernel(frames=4, page_size=page_size) as k:
+        MAP(k.address_space, ALLOCATE_BLOCK(6 * page_size), 2, "rw")
+        base = 2 * page_size
+        for p in range(6):
+            STORE(base + p * page_size + page_size - 8, p)
+        data = bytes(range(256)) * (3 * page_size // 256 + 1)
+        STORE_BYTES(base + page_size // 2, data[:3 * page_size])
+        assert LOAD_BYTES(base + page_size // 2, 3 * page_size) == data[:3 * page_size]
+        assert LOAD(base + 5 * page_size + page_size - 8) == 5
+        k._check_invariants()
