@@ -164,8 +164,13 @@ def _swap_in(quick, runs):
                higher_is_better=False, note="clean victim out, page read back")
 
 
+GO = 1000  # a page shared with thread 0: the "go" word, so that every VP starts at once
+
+
 def _pressure_worker(first, npages, rounds):
     ps = 4096
+    while LOAD(GO * ps) == 0:
+        pass
     ops = 0
     for r in range(rounds):
         for p in range(first, first + npages):
@@ -179,14 +184,19 @@ def _pressure_worker(first, npages, rounds):
 
 
 def _pressure(frames, quick):
-    spaces, vps, npages, rounds = 2, 2, 16, (2 if quick else 4)
-    with Kernel(frames=frames) as k:
+    spaces, vps, npages, rounds = 2, 2, 16, (4 if quick else 20)
+    with Kernel(frames=frames + 1) as k:  # + 1: the "go" page
+        go = ALLOCATE_BLOCK(4096)
+        MAP(k.address_space, go, GO, "rw")
+        STORE(GO * 4096, 0)
         tids = []
         for _ in range(spaces):
             space = CREATE_ADDRESS_SPACE()
             MAP(space, ALLOCATE_BLOCK(vps * npages * 4096), 0, "rw")
+            MAP(space, go, GO, "r")
             tids += [ALLOCATE_THREAD(_pressure_worker, space, v * npages, npages, rounds) for v in range(vps)]
         t0 = time.perf_counter()
+        STORE(GO * 4096, 1)
         ops = sum(k.join(t, timeout=600) for t in tids)
         dt = time.perf_counter() - t0
         stats = k.vm.statistics()
