@@ -29,14 +29,27 @@ The limits of a Python-level pager, honestly:
   Hardware enforces what this pager can only offer: a thread that uses only
   LOAD/STORE cannot touch another address space, and a wild STORE faults only
   its own thread.  The lecture's "escape" is one attribute access away.
-* Speed.  A resident LOAD is a dict lookup and two struct reads (a few times a
+* Speed.  A resident LOAD is a dict lookup and two word reads (a few times a
   raw struct access, see `vos bench memory`), not one instruction; a fault costs
-  microseconds to milliseconds.
+  microseconds (demand-zero) to tens of microseconds (swap-in), more when a
+  shootdown has to interrupt a thread that is not using memory.
+* Memory ordering of user data is the host's: a LOAD/STORE is a plain load or
+  store (TSO on x86-64, weaker on ARM64); RSM is a sequentially consistent
+  exchange.  Locks built on RSM and STORE are correct on x86-64; on ARM64 the
+  releasing STORE is not a release (use the runtime's ACQUIRE/RELEASE there).
+* Thread 0 of a kernel booted outside the main Python thread cannot take the
+  shootdown interrupt, so it caches no translation: every access it makes is
+  done under the VM lock (correct, about ten times slower).
 * Reference bits are sampled at TLB fills, not set by every access (policies.py
   explains what that does to clock and LRU).
+* The fast path checks a TLB entry and then uses it with no lock and no
+  atomic; the argument that this is safe against eviction is in
+  shootdown.py.  It rests on CPython running a signal handler only between
+  bytecodes, on one-store word accesses (memoryview, not struct.pack_into,
+  which clears a field before writing it), and on release/acquire atomics.
 * The shootdown interrupt is SIGUSR2: user code in a VP must not take it over.
-  The correctness argument (shootdown.py) relies on release/acquire atomics on
-  the ack word and on CPython running a signal handler only between bytecodes.
+  A thread stuck inside one long C call cannot acknowledge until it returns,
+  and evictions of its address space's pages wait for it meanwhile.
 * Quotas are per address space, not per thread; a shared block's frames are
   charged to whichever address space faulted them in.
 """

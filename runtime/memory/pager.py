@@ -10,9 +10,19 @@ calling thread's address space (its thread-table entry says which):
 Fast path.  The walk above, under the VM lock, costs microseconds; a LOAD must
 cost about as much as a struct.unpack_from.  So each process keeps a TLB, a
 dict  page -> (epoch tag, arena offset - page base, writable, the same in
-words),  and an access
-that hits it costs a dict lookup, one unpack_from of the address space's epoch
-word (is the tag still current?) and the access itself: no lock, no atomic.
+words),  and an access that hits it costs a dict lookup, one read of the
+address space's epoch word (is the tag still current?) and the access itself:
+no lock, no atomic.  LOAD_BYTES/STORE_BYTES also remember runs of pages that
+sit in consecutive frames (`runs`, tagged like TLB entries), so a large copy is
+one memoryview slice per run, not one per page.
+
+Words.  A word is read and written through a memoryview of the arena cast to
+8-byte items: one 8-byte load or store (CPython packs an item with a
+fixed-size memcpy).  Never struct.pack_into: it clears the target before it
+writes the bytes, so a concurrent reader, or an RSM by another VP, can see or
+be overwritten by a transient 0 (the RSM spin lock lost updates that way).
+The view has the host's byte order; the contract's little-endian words hold
+on every host vos runs on (x86-64, ARM64).
 A miss, a stale tag, a misaligned word or a STORE through a read-only entry
 goes to `MMU.fault`, the slow path, which raises the faults or loads a
 translation and lets the access try again.  shootdown.py argues why no thread

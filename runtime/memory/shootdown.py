@@ -15,8 +15,9 @@ The design: epochs plus shootdown with acknowledgement.
   under the VM lock) whenever a translation in that address space may have
   become wrong.  Every TLB entry is tagged with the epoch it was loaded under
   (read under the VM lock, with the page table), and every access first reads
-  the epoch word (one struct.unpack_from, no lock, no atomic) and uses the
-  entry only if the tag still equals it.  Otherwise it takes the slow path.
+  the epoch word (one plain word read, no lock, no atomic) and uses the entry
+  only if the tag still equals it.  Otherwise it takes the slow path.  All of
+  a process's entries carry the same tag (a changed epoch empties the TLB).
 
 * Every thread has an *ack* word: the epoch it has acknowledged, i.e. "I will
   never again use an entry tagged below this".  A thread writes its ack only
@@ -55,7 +56,13 @@ the next access or the next interrupt, which the evictor re-sends every few
 milliseconds.  While it waits, the evictor gives its processor up
 (ctx.waiting(WAIT_SWAP, page)): the thread it waits for may need it.
 
-Costs.  A LOAD pays one extra unpack_from.  An eviction bumps the epoch of
+Which threads.  `pending()` reads every cpu entry below `cpus_used` with two
+strided slices: a thread is waited for if it is online (has loaded a
+translation), caches translations of an address space whose epoch was bumped,
+and has acknowledged less.  Whether a laggard has ended is judged by its
+process (pid_alive), never by its state word alone.
+
+Costs.  A LOAD pays one extra word read.  An eviction bumps the epoch of
 every address space that maps the victim, so their threads refill their TLBs
 (a soft fault each); an eviction costs a signal round trip only for threads
 that are not using memory at that moment.
