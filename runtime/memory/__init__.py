@@ -39,7 +39,7 @@ The limits of a Python-level pager, honestly:
   releasing STORE is not a release (use the runtime's ACQUIRE/RELEASE there).
 * Thread 0 of a kernel booted outside the main Python thread cannot take the
   shootdown interrupt, so it caches no translation: every access it makes is
-  done under the VM lock (correct; LOAD+STORE measured about 16x slower here).
+  done under the VM lock: correct, and an order of magnitude slower.
 * Reference bits are sampled at TLB fills, not set by every access (policies.py
   explains what that does to clock and LRU).
 * The fast path checks a TLB entry and then uses it with no lock and no
