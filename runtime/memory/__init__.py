@@ -10,7 +10,8 @@ Where things are (one concept per file):
 
     tables.py          the byte layout of every shared table
     address_spaces.py  CREATE/DELETE_ADDRESS_SPACE, ALLOCATE/FREE_BLOCK, MAP/UNMAP, quotas
-    pager.py           LOAD/STORE/LOAD_BYTES/STORE_BYTES/RSM, the TLB, page faults
+    pager.py           LOAD/STORE/LOAD_BYTES/STORE_BYTES/RSM, the TLB (the fast path)
+    faults.py          page faults: the slow path of the pager
     frames.py          physical frames, eviction, repair after a dead mover
     shootdown.py       epochs and TLB shootdown: why no stale translation is ever used
     swap.py            the swap file

@@ -14,7 +14,7 @@ thread cannot take every frame from the others: the lecture's denial of
 service); otherwise the policy chooses among every resident page.
 
 Eviction is done by the faulting thread itself, in steps, never holding the VM
-lock across a sleep (see pager.py for the whole fault):
+lock across a sleep (faults.py is the whole fault):
 
     1. (lock)   victim -> EVICTING, frame reserved, epochs of every address space
                 mapping the victim's block bumped                  stage EVICT

@@ -23,27 +23,18 @@ writes the bytes, so a concurrent reader, or an RSM by another VP, can see or
 be overwritten by a transient 0 (the RSM spin lock lost updates that way).
 The view has the host's byte order; the contract's little-endian words hold
 on every host vos runs on (x86-64, ARM64).
-A miss, a stale tag, a misaligned word or a STORE through a read-only entry
-goes to `MMU.fault`, the slow path, which raises the faults or loads a
-translation and lets the access try again.  shootdown.py argues why no thread
-can use a translation after its frame was given to another page.
+
+Slow path.  A miss, a stale tag, a misaligned word or a STORE through a
+read-only entry goes to `MMU.fault` (faults.py): it raises the segmentation
+and protection faults, takes the demand-zero and swap-in faults, and loads a
+translation; the access function then tries again.  shootdown.py argues why
+no thread can use a translation after its frame was given to another page.
 
 Referenced and dirty bits.  A fault sets REF in the page descriptor when it
 loads a translation (like the x86 accessed bit, on the page walk).  A clean
 page gets a read-only TLB entry even when mapped "rw": its first STORE faults
 once more, sets DIRTY and upgrades the entry, so DIRTY is exact and a clean
 victim need not be written to swap.
-
-Page faults (all in the faulting thread, counted in its thread entry's `faults`
-and in the address space's statistics):
-
-    demand-zero   first touch of a page: a frame, filled with zeros
-    swap-in       the page is in swap: a frame, then read it back (waits, WAIT_SWAP)
-    segmentation  no mapping: SegmentationFault(tid, address, page)
-    protection    STORE or RSM to an "r" page: ProtectionFault(tid, address, page)
-
-No free frame: the replacement policy picks a victim and the faulting thread
-evicts it itself (frames.py), with a TLB shootdown (shootdown.py).
 
 Processes and state.  `_mmu` is this process's MMU: the TLB of the one thread
 this process runs.  It is a cache, rebuilt lazily whenever the process's
@@ -54,25 +45,17 @@ slow path under the VM lock, correct and slow.  `recording()` uses the same
 mode to record every page the thread references (for OPT, policies.py).
 """
 
-import struct
 from contextlib import contextmanager
 
 from .. import atomics
 from .. import context as _context
-from ..errors import AlignmentError, KernelError, NoSuchAddressSpace, ProtectionFault, SegmentationFault
-from ..threads import O_AS, O_FAULTS, WAIT_SWAP
-from .frames import EVICT, FREE_FRAME
-from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPED, A_ZERO, AS_ENTRY, D_OWNER,
-                     D_WORD, DESC, DIRTY, EVICTING, F_MOVER, F_STAGE, F_USED, H_SWAP_READS, LOADING,
-                     ON_SWAP, PTE_WRITE, REF, RESIDENT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
+from ..errors import KernelError, NoSuchAddressSpace
+from ..threads import O_AS, O_FAULTS
+from . import faults
 
-_Q = struct.Struct("<q")
-_get = _Q.unpack_from
-_put = _Q.pack_into
-_u32 = struct.Struct("<I")
 
 _mmu = None      # this process's MMU (a per-process cache; see the module doc)
-_RETRY = object()
+_RETRY = faults.RETRY
 
 
 def reset():
@@ -162,7 +145,8 @@ def LOAD_BYTES(vaddr, n):
         m = _attach()
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"LOAD_BYTES needs a byte count >= 0, not {n!r}")
-    buf, tlb, runs, shift, eoff = m.buf, m.tlb, m.runs, m.shift, m.epoch_off
+    buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
+    words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
     pos, end = vaddr, vaddr + n
     done = []           # copied pieces
@@ -172,7 +156,7 @@ def LOAD_BYTES(vaddr, n):
     while pos < end:
         page = pos >> shift
         r = runs.get(page)
-        e = _get(buf, eoff)[0]
+        e = words[eidx]
         if r is not None and r[0] == e:          # a known run of contiguous frames
             if p0 >= 0:                          # (which ends the run being learnt)
                 if page - 1 > p0:
@@ -240,7 +224,8 @@ def STORE_BYTES(vaddr, data):
     if m is None or m.ctx is not _context._current:
         m = _attach()
     src = memoryview(data).cast("B")
-    buf, tlb, runs, shift, eoff = m.buf, m.tlb, m.runs, m.shift, m.epoch_off
+    buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
+    words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
     n = len(src)
     pos, end = vaddr, vaddr + n
@@ -249,7 +234,7 @@ def STORE_BYTES(vaddr, data):
     while pos < end:
         page = pos >> shift
         r = runs.get(page)
-        e = _get(buf, eoff)[0]
+        e = words[eidx]
         if r is not None and r[0] == e and r[3]:
             if p0 >= 0:
                 if page - 1 > p0:
@@ -386,7 +371,7 @@ class MMU:
 
     def refresh_ack(self):
         """At a safe point: drop stale entries and acknowledge the current epoch."""
-        e = _get(self.buf, self.epoch_off)[0]
+        e = self.words[self.epoch_idx]
         if e != self.acked:
             self.tlb.clear()
             self.runs.clear()
@@ -403,167 +388,9 @@ class MMU:
 
     # --- the slow path -----------------------------------------------------------------
 
-    def fault(self, vaddr, write, op, arg=None):
-        """Resolve vaddr for a read or a write.  With caching on, loads the
-        translation into the TLB and returns _RETRY; with caching off, does the
-        access `op` under the VM lock and returns its result.  Raises the
-        faults.  The caller holds no validated translation (a safe point)."""
-        if not isinstance(vaddr, int):
-            raise TypeError(f"a virtual address is an int, not {type(vaddr).__name__} {vaddr!r}")
-        if op in ("load", "store", "rsm") and vaddr & 7:
-            raise AlignmentError(f"thread {self.tid}: {op.upper()} at address {vaddr:#x} (page "
-                                 f"{vaddr >> self.shift}) is not 8-byte aligned", self.tid, vaddr, vaddr >> self.shift)
-        vpage = vaddr >> self.shift
-        if self.caching:
-            self.refresh_ack()
-        vm = self.vm
-        frames = vm.frames
-        while True:
-            vm.lock()
-            try:
-                action = self._walk(vaddr, vpage, write, op, arg)
-            finally:
-                vm.unlock()
-            kind = action[0]
-            if kind == "done":
-                return action[1]
-            if kind == "wait_page":
-                frames.wait_page(action[1], action[2])
-            elif kind == "wait_frame":
-                frames.wait_event(action[1], action[2])
-            elif kind == "evict":
-                _, desc, frame, epochs, from_swap = action
-                vm.shootdown.wait(epochs, desc, self.refresh_ack if self.caching else _nothing)
-                written = frames.write_victim(frame, self.ctx)
-                vm.lock()
-                try:
-                    frames.finish_eviction(frame, written)
-                finally:
-                    vm.unlock()
-                self._fill(desc, frame, from_swap)
-            elif kind == "fill":
-                self._fill(action[1], action[2], True)
-            elif kind == "segv":
-                self._count(A_SEGV)
-                raise SegmentationFault(f"thread {self.tid}: segmentation fault at address {vaddr:#x} "
-                                        f"(page {vpage}): {action[1]}", self.tid, vaddr, vpage)
-            elif kind == "prot":
-                self._count(A_PROT)
-                raise ProtectionFault(f"thread {self.tid}: protection fault at address {vaddr:#x} (page {vpage}): "
-                                      f"{op.upper()} to a page mapped read-only in address space {self.as_id}",
-                                      self.tid, vaddr, vpage)
+    fault = faults.fault  # the slow path (faults.py); its frame is a safe point
 
-    def _walk(self, vaddr, vpage, write, op, arg):
-        """(VM lock) One look at the page tables; returns what to do next."""
-        vm = self.vm
-        if self.as_slot is None or vm.get(vm.o_as + self.as_slot * AS_ENTRY + A_ID) != self.as_id:
-            return ("segv", f"address space {self.as_id} no longer exists")
-        if not 0 <= vpage < self.vpages:
-            return ("segv", f"outside the address space (pages 0..{self.vpages - 1})")
-        pte = vm.get(self.pt + 8 * vpage)
-        if not pte:
-            return ("segv", f"page {vpage} is not mapped in address space {self.as_id}")
-        if write and not pte & PTE_WRITE:
-            return ("prot",)
-        desc = (pte >> 2) - 1
-        do = vm.o_descs + desc * DESC + D_WORD
-        word = vm.get(do)
-        state = word & STATE_MASK
-        if state == RESIDENT:
-            return ("done", self._hit(vaddr, vpage, pte, do, word, write, op, arg))
-        if state in (EVICTING, LOADING):
-            return ("wait_page", desc, word)
-        frames = vm.frames
-        kind, frame, epochs = frames.obtain(self.as_slot, desc, self.tid)
-        if kind == FREE_FRAME and state == ZERO:
-            o = frames.at(frame)
-            self.buf[o:o + self.page_size] = frames.zero_page
-            vm.put(do, RESIDENT | (frame << 32))
-            self._fault_counted(A_ZERO)
-            return ("done", self._hit(vaddr, vpage, pte, do, vm.get(do), write, op, arg))
-        if kind not in (FREE_FRAME, EVICT):
-            return ("wait_frame", frames.frame_event(), desc)
-        if state == SWAPPED:
-            owner = _u32.unpack_from(self.buf, vm.o_descs + desc * DESC + D_OWNER)[0]
-            if owner:
-                vm.add(vm.o_as + (owner - 1) * AS_ENTRY + A_SWAPPED, -1)
-        vm.put(do, (word & ON_SWAP) | LOADING)
-        if kind == FREE_FRAME:
-            e = frames.entry(frame)
-            vm.put(e + F_MOVER, self.tid + 1)
-            vm.put(e + F_STAGE, STAGE_FILL)
-            return ("fill", desc, frame)
-        return ("evict", desc, frame, epochs, state == SWAPPED)
-
-    def _hit(self, vaddr, vpage, pte, do, word, write, op, arg):
-        """(VM lock) The page is resident: note the reference, then load the
-        translation (caching) or do the access (not caching)."""
-        vm = self.vm
-        frame = word >> 32
-        new = word | REF | (DIRTY if write else 0)
-        if new != word:
-            vm.put(do, new)
-        vm.put(vm.frames.entry(frame) + F_USED, vm.next_seq())
-        base = vm.frames.at(frame)
-        if self.trace is not None:
-            self.trace.append(vpage)
-        if not self.caching:
-            return _do(self, op, base + (vaddr & (self.page_size - 1)), arg)
-        epoch = _get(self.buf, self.epoch_off)[0]
-        if not self.online:
-            self.online = True
-            self.acked = epoch
-            vm.shootdown.online(self.tid, self.as_slot, epoch)
-        elif epoch != self.acked:
-            self.tlb.clear()
-            self.runs.clear()
-            self.acked = epoch
-            vm.shootdown.ack(self.tid, epoch)
-        delta = base - (vpage << self.shift)
-        self.tlb[vpage] = (epoch, delta, bool(pte & PTE_WRITE and new & DIRTY), delta >> 3)
-        vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_FILLS, 1)
-        return _RETRY
-
-    def _fill(self, desc, frame, from_swap):
-        """(no lock) Steps 5 and 6: bring the page into its reserved frame."""
-        vm = self.vm
-        frames = vm.frames
-        if from_swap:
-            with self.ctx.waiting(WAIT_SWAP, desc):      # disk I/O: give the processor up
-                vm.swap.read(desc, frames.view(frame))
-        else:
-            o = frames.at(frame)
-            self.buf[o:o + self.page_size] = frames.zero_page
-        vm.lock()
-        try:
-            do = vm.o_descs + desc * DESC + D_WORD
-            vm.put(do, (vm.get(do) & ON_SWAP) | RESIDENT | (frame << 32))
-            frames.end_move(frame)
-            if from_swap:
-                vm.add(vm.base + H_SWAP_READS, 1)
-                vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_SREADS, 1)
-                self._fault_counted(A_SWAPIN)
-            else:
-                self._fault_counted(A_ZERO)
-        finally:
-            vm.unlock()
-        frames.wake(desc)
-        frames.wake_all()
-
-    def _fault_counted(self, field):
-        """(VM lock) One more page fault of this kind, for the address space and the thread."""
-        self.vm.add(self.vm.o_as + self.as_slot * AS_ENTRY + field, 1)
-        t = self._t_faults
-        _put(self.vm.kernel.threads.buf, t, _get(self.vm.kernel.threads.buf, t)[0] + 1)
-
-    def _count(self, field):
-        if self.as_slot is not None:
-            atomics.fetch_add(self.addr + self.vm.o_as + self.as_slot * AS_ENTRY + field, 1)
-        t = self._t_faults
-        _put(self.vm.kernel.threads.buf, t, _get(self.vm.kernel.threads.buf, t)[0] + 1)
-
-
-_FAULT_CODE = MMU.fault.__code__
+_FAULT_CODE = faults.fault.__code__
 
 
 def _nothing():

@@ -22,7 +22,7 @@ The design: epochs plus shootdown with acknowledgement.
 * Every thread has an *ack* word: the epoch it has acknowledged, i.e. "I will
   never again use an entry tagged below this".  A thread writes its ack only
   at a *safe point*, where no access of its own is between check and use:
-  on entering the slow path (pager.fault), or from the shootdown interrupt
+  on entering the slow path (faults.fault), or from the shootdown interrupt
   when the interrupted code is not inside LOAD/STORE/... (pager.py inspects the
   interrupted frame).  The ack is an atomic store, a release: every access the
   thread made before it is visible to whoever sees the ack.

@@ -10,7 +10,8 @@ holds the one VM lock, and hands out the pieces:
     swap        the swap file                                   (swap.py)
     policy      the replacement policy                          (policies.py)
 
-and the per-process MMU (the TLB and LOAD/STORE) lives in pager.py.
+and the per-process MMU (the TLB and LOAD/STORE) lives in pager.py, its slow
+path (page faults) in faults.py.
 
 Settings (Kernel(**part_settings)):
 
