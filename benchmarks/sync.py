@@ -233,4 +233,4 @@ def main(console, quick=False, runs=5):
             tp.append(2 * n_hammer / _mp_span(_mp_value, (value, n_hammer), 2))
         rows.append(Row("TICKET, 2 VPs at once", "/s", median(tv), "2 processes, mp.Value += 1", median(tp),
                         note="tickets per second"))
-    return table(console, TITLE, rows, runs)
+    return table(console, "vos bench sync", rows, runs)

@@ -127,7 +127,7 @@ from . import mutex
 from .atomics import SEQ_CST, c_arg, compare_exchange_p, load_raw
 from .errors import (BufferDeallocated, EndOfStream, MessageTooLarge, OutOfResources, ReaderClosed,
                      StreamClosed, WouldBlock)
-from .threads import WAIT_RECEIVE, WAIT_SEND
+from .threads import RUNNING as _RUNNING, WAIT_RECEIVE, WAIT_SEND
 
 MAGIC = b"VOSRING1"
 R_MAGIC, R_ID, R_N, R_CAP, R_FLAGS = 0, 8, 16, 24, 32
@@ -155,7 +155,9 @@ _SHIFT, _WAITERS, _DIED = mutex.SHIFT, mutex.WAITERS, mutex.DIED
 _SLICE = 0.25                    # longest single sleep: deallocation, dead peers, Ctrl-C noticed by then
 _SPIN_MIN, _SPIN_START, _SPIN_MAX = 32, 512, 16384
 _EAGER_OPS = 64                  # after contention, free the lock on every exit for this many calls
-_MULTICORE = (os.cpu_count() or 1) > 1
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_MULTICORE = _CPUS > 1
+_YIELDS = 8                      # sched_yield()s a lock asker tries before it sleeps
 _TSO = platform.machine() in ("x86_64", "AMD64")
 _now = time.monotonic
 
@@ -189,6 +191,15 @@ def _membarrier():
 
 
 _lease_words = weakref.WeakKeyDictionary()   # ctx -> busy words 1..7 in use (per thread)
+
+
+def _host_running():
+    """Processes runnable on the host right now (Linux /proc/loadavg), or 0."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def bias_available():
@@ -309,6 +320,7 @@ class Ring:
         self.lease = 0                        # messages held as zero-copy views (receive lock kept)
         self.lease_word = None                # busy word naming our receive lock while views are out
         self.spin_tx = self.spin_rx = _SPIN_START
+        self._spin_checked, self._spin_ok = -1.0, True
 
     # --- binding to the calling thread -------------------------------------------
 
@@ -570,6 +582,7 @@ class Ring:
         mine = self.mine
         died = contended = timed_out = False
         stack = None
+        yields = _YIELDS
         try:
             while True:
                 w = load_raw(p, SEQ_CST)
@@ -606,6 +619,10 @@ class Ring:
                 if nowait:
                     self._refusal(side)
                     raise WouldBlock(f"bounded buffer {self.id}: another thread is inside its {side.name} side")
+                if yields:                                   # the holder is inside for a microsecond or
+                    yields -= 1                              # so: let it run rather than sleep at once
+                    os.sched_yield()
+                    continue
                 if stack is None:
                     stack = ExitStack()
                     stack.enter_context(self.ctx.waiting(side.wait_kind, self.id))
@@ -740,7 +757,19 @@ class Ring:
         return BufferDeallocated(f"bounded buffer {self.id} was deallocated")
 
     def _may_spin(self):
-        return _MULTICORE and not self._processors.contended()
+        """Spin only where each side can have a core: more than one CPU, no
+        thread queued for a vos processor, and no more threads running --
+        vos threads, or any process of the host -- than there are CPUs
+        (re-counted at most every 50 ms).  Otherwise a spinner would take
+        the CPU that the thread it waits for needs."""
+        if not _MULTICORE or self._processors.contended():
+            return False
+        now = _now()
+        if now - self._spin_checked > 0.05:
+            self._spin_checked = now
+            running = sum(1 for _, _, _, st in self._threads.live_slots() if st == _RUNNING)
+            self._spin_ok = max(running, _host_running()) <= _CPUS
+        return self._spin_ok
 
     def _wait_space(self, i, start, size, timeout, nowait):
         """Sender inside the send side: wait until message i of `size` bytes
@@ -797,9 +826,11 @@ class Ring:
             self.seen_in = n_in
             self._observe(R_RPEAK, n_in - o)
             return
-        self._check_end(o)
-        if nowait:
-            raise WouldBlock(f"bounded buffer {self.id} is empty")
+        if nowait or self.c_flags.value & (DEALLOCATED | WRITERS_GONE):
+            if self._check_end(o):               # scans the ends table: slow paths only
+                return
+            if nowait:
+                raise WouldBlock(f"bounded buffer {self.id} is empty")
         deadline = None if timeout is None else _now() + timeout
         if self._may_spin():
             budget = self.spin_rx
@@ -821,7 +852,8 @@ class Ring:
                     if n_in > o:
                         self.seen_in = n_in
                         return
-                    self._check_end(o)
+                    if self._check_end(o):
+                        return
                     self.ctx.check_kernel()
                     atomics.futex_wait_p(self.p_rxseq, seq & 0xFFFFFFFF, self._slice(deadline, "receive"))
             finally:
@@ -829,17 +861,18 @@ class Ring:
 
     def _check_end(self, o):
         """Raise BufferDeallocated, or EndOfStream when the writers are gone and
-        message o was never published."""
+        message o was never published.  True when message o has come after
+        all (sets seen_in)."""
         flags = self.c_flags.value
         if flags & DEALLOCATED:
             raise self._deallocated()
         if not flags & WRITERS_GONE:
             flags |= self.ends_check() & WRITERS_GONE
+        n_in = self.c_in.value                   # a last message may have come before the close
+        if n_in > o:
+            self.seen_in = n_in
+            return True
         if flags & WRITERS_GONE:
-            n_in = self.c_in.value               # a last message may have come before the close
-            if n_in > o:
-                self.seen_in = n_in
-                return
             raise EndOfStream(f"bounded buffer {self.id}: every writer closed the stream and it is drained")
 
     def _slice(self, deadline, what):

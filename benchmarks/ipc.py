@@ -1,0 +1,473 @@
+"""`vos bench ipc`: bounded buffers against the host's pipes and queues.
+
+Every row moves the same messages the same way, in the same run:
+
+  * vos: producer and consumer are VPs (ALLOCATE_THREAD) joined by one
+    bounded buffer (16384 messages, 1 MiB); they stop at end of stream
+    (the producers' writer ends close);
+  * os.pipe: processes doing raw os.write / os.read of the same size on one
+    pipe (64 KiB of pipe buffer, the host's default), stopping at EOF;
+  * multiprocessing.Pipe (send_bytes / recv_bytes; 1 -> 1 only: it is a
+    point-to-point link), multiprocessing.Queue (put / get, one None per
+    producer at the end), and faster_fifo.Queue when it is importable.
+
+Timing: every worker first waits at a start line (vos: RECEIVE on a `go`
+buffer; peers: an Event), the clock starts when the line opens, and each
+consumer notes when it finished; throughput = messages / (last finish -
+start).  Process start-up is outside the measurement.  Each figure is the
+median of `runs` repetitions; ratio = vos / peer (> 1: vos is ahead).
+
+Rows: 1 -> 1 and 4 -> 4 producers -> consumers at 64 B, 4 KiB and 64 KiB;
+64 B batched (send_many / receive_many, 64 a call); 64 KiB zero-copy
+(receive_many(views=True)); a 64 B ping-pong round trip; and an A/B of the
+glibc malloc tuning (buffer_malloc_tuning) on 64 KiB batched receives.
+"""
+
+import multiprocessing
+import os
+import statistics
+import time
+
+from runtime import Kernel
+from runtime.errors import EndOfStream
+from runtime.textbook import ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD
+
+from .harness import Row, table
+
+TITLE = "bounded buffers vs os.pipe, multiprocessing.Pipe/Queue, faster_fifo: throughput, round trip"
+
+try:
+    import faster_fifo
+except ImportError:            # optional peer
+    faster_fifo = None
+
+SIZES = (64, 4096, 65536)
+COUNTS = {64: 400_000, 4096: 100_000, 65536: 20_000}
+QUICK_COUNTS = {64: 60_000, 4096: 20_000, 65536: 4_000}
+BATCH = 64
+SLOTS, CAPACITY = 16384, 1 << 20
+_mp = multiprocessing.get_context("fork")
+_PEER_TIMEOUT = 300.0
+_now = time.perf_counter
+
+
+def _payload(size):
+    return bytes((i * 7 + 1) & 0xFF for i in range(size))
+
+
+def _label(size):
+    return f"{size} B" if size < 1024 else f"{size // 1024} KiB"
+
+
+# --- vos workers (run as VPs) ------------------------------------------------------------
+
+def _vos_producer(go, w, n, size, batch):
+    m = _payload(size)
+    go.receive()
+    if batch:
+        for _ in range(n // batch):
+            w.send_many([m] * batch)
+    else:
+        send = w.send
+        for _ in range(n):
+            send(m)
+    w.close()
+    return n
+
+
+def _vos_consumer(go, r, mode):
+    go.receive()
+    count = nbytes = 0
+    try:
+        if mode == "single":
+            receive = r.receive
+            while True:
+                nbytes += len(receive())
+                count += 1
+        elif mode == "batch":
+            receive_many = r.receive_many
+            while True:
+                got = receive_many()
+                count += len(got)
+                nbytes += sum(map(len, got))
+        else:                                  # "views": zero-copy, batches of views
+            receive_many = r.receive_many
+            while True:
+                got = receive_many(views=True)
+                count += len(got)
+                nbytes += sum(map(len, got))
+    except EndOfStream:
+        pass
+    return _now(), count, nbytes
+
+
+def _vos_ping(go, ab, ba, n, size):
+    m = _payload(size)
+    go.receive()
+    for _ in range(n // 10):                   # warm up
+        ab.send(m)
+        ba.receive()
+    t0 = _now()
+    for _ in range(n):
+        ab.send(m)
+        ba.receive()
+    return (_now() - t0) / n
+
+
+def _vos_pong(go, ab, ba, n):
+    go.receive()
+    for _ in range(n + n // 10):
+        ba.send(ab.receive())
+    return n
+
+
+def _vos_run(k, producers, consumers, n, size, mode="single"):
+    """One measurement: (messages per second, bytes per second)."""
+    b = ALLOCATE_BOUNDED_BUFFER(SLOTS, capacity=CAPACITY)
+    go = ALLOCATE_BOUNDED_BUFFER(producers + consumers)
+    batch = BATCH if mode in ("batch", "views") else 0
+    share = n // producers // max(batch, 1) * max(batch, 1)
+    ws = [b.writer() for _ in range(producers)]
+    rs = [b.reader() for _ in range(consumers)]
+    tids = [ALLOCATE_THREAD(_vos_consumer, k.address_space, go, r, mode) for r in rs]
+    ptids = [ALLOCATE_THREAD(_vos_producer, k.address_space, go, w, share, size, batch) for w in ws]
+    for t, w in zip(ptids, ws):
+        w.give(t)
+    for t, r in zip(tids, rs):
+        r.give(t)
+    _wait_all_waiting(k, tids + ptids, f"receive {go.id}")
+    t0 = _now()
+    go.send_many([b""] * (producers + consumers))
+    results = [k.join(t, timeout=300) for t in tids]
+    for t in ptids:
+        k.join(t, timeout=300)
+    b.deallocate()
+    go.deallocate()
+    return _rates(t0, results)
+
+
+def _vos_round_trip(k, n, size):
+    ab, ba, go = ALLOCATE_BOUNDED_BUFFER(4), ALLOCATE_BOUNDED_BUFFER(4), ALLOCATE_BOUNDED_BUFFER(2)
+    a = ALLOCATE_THREAD(_vos_ping, k.address_space, go, ab, ba, n, size)
+    b = ALLOCATE_THREAD(_vos_pong, k.address_space, go, ab, ba, n)
+    _wait_all_waiting(k, [a, b], f"receive {go.id}")
+    go.send_many([b"", b""])
+    rtt = k.join(a, timeout=300)
+    k.join(b, timeout=300)
+    for x in (ab, ba, go):
+        x.deallocate()
+    return rtt
+
+
+def _wait_all_waiting(k, tids, what):
+    deadline = time.monotonic() + 60
+    want = set(tids)
+    while True:
+        rows = {r["tid"]: r for r in k.thread_info() if r["tid"] in want}
+        if all(r["state"] == "WAITING" and r["waits_for"] == what for r in rows.values()) and len(rows) == len(want):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark workers did not reach the start line")
+        time.sleep(0.001)
+
+
+def _rates(t0, results):
+    finish = max(r[0] for r in results)
+    count = sum(r[1] for r in results)
+    nbytes = sum(r[2] for r in results)
+    elapsed = finish - t0
+    return count / elapsed, nbytes / elapsed
+
+
+# --- peer workers (plain processes) ----------------------------------------------------------
+
+def _peer_run(make, producers, consumers, n, size):
+    """make() -> (producer_target, producer_args, consumer_target, consumer_args,
+    cleanup, stop): stop(consumers) ends a queue once every producer is done."""
+    start_line = _mp.Barrier(producers + consumers + 1)
+    go = _mp.Event()
+    results = _mp.SimpleQueue()
+    prod, pargs, cons, cargs, cleanup, stop = make()
+    share = n // producers
+    procs = [_mp.Process(target=_peer_consumer, args=(start_line, go, results, cons, cargs, size))
+             for _ in range(consumers)]
+    procs += [_mp.Process(target=_peer_producer, args=(start_line, go, prod, pargs, share, size, consumers))
+              for _ in range(producers)]
+    for p in procs:
+        p.start()
+    cleanup()                                   # the parent's copies of the ends (EOF needs it)
+    start_line.wait()
+    t0 = _now()
+    go.set()
+    if stop is not None:
+        for p in procs[consumers:]:
+            p.join()                            # a producer exits once its queue is flushed
+        stop(consumers)
+    out = []
+    for _ in range(consumers):
+        if not _wait_readable(results, _PEER_TIMEOUT):
+            for p in procs:
+                p.kill()
+            raise TimeoutError("a peer benchmark did not finish")
+        out.append(results.get())
+    for p in procs:
+        p.join()
+    return _rates(t0, out)
+
+
+def _wait_readable(simple_queue, timeout):
+    from multiprocessing.connection import wait
+    return bool(wait([simple_queue._reader], timeout))
+
+
+def _peer_producer(start_line, go, target, args, n, size, consumers):
+    m = _payload(size)
+    start_line.wait()
+    go.wait()
+    target(m, n, consumers, *args)
+
+
+def _peer_consumer(start_line, go, results, target, args, size):
+    start_line.wait()
+    go.wait()
+    count, nbytes = target(size, *args)
+    results.put((_now(), count, nbytes))
+
+
+def _pipe_make():
+    r, w = os.pipe()
+    return (_pipe_write, (r, w), _pipe_read, (r, w), lambda: (os.close(r), os.close(w)), None)
+
+
+def _pipe_write(m, n, consumers, r, w):
+    os.close(r)
+    write = os.write
+    for _ in range(n):
+        write(w, m)
+    os.close(w)
+
+
+def _pipe_read(size, r, w):
+    os.close(w)
+    read = os.read
+    nbytes = 0
+    while True:
+        d = read(r, size)
+        if not d:
+            return nbytes // size, nbytes
+        nbytes += len(d)
+
+
+def _mp_pipe_make():
+    a, b = _mp.Pipe(duplex=False)              # a receives, b sends
+    return (_mp_pipe_send, (a, b), _mp_pipe_recv, (a, b), lambda: (a.close(), b.close()), None)
+
+
+def _mp_pipe_send(m, n, consumers, a, b):
+    a.close()
+    send = b.send_bytes
+    for _ in range(n):
+        send(m)
+    b.close()
+
+
+def _mp_pipe_recv(size, a, b):
+    b.close()
+    recv = a.recv_bytes
+    count = nbytes = 0
+    try:
+        while True:
+            nbytes += len(recv())
+            count += 1
+    except EOFError:
+        return count, nbytes
+
+
+def _queue_make(kind):
+    def make():
+        if kind == "mp":
+            q = _mp.Queue()
+        else:
+            q = faster_fifo.Queue(max_size_bytes=CAPACITY * 2)
+        return (_queue_put, (q,), _queue_get, (q,), lambda: None, lambda c: [q.put(None) for _ in range(c)])
+    return make
+
+
+def _queue_put(m, n, consumers, q):
+    put = q.put
+    if faster_fifo is not None and isinstance(q, faster_fifo.Queue):
+        for _ in range(n):
+            put(m, timeout=_PEER_TIMEOUT)         # its default gives up after 10 s
+        return
+    for _ in range(n):
+        put(m)
+
+
+def _queue_get(size, q):
+    get = q.get
+    if faster_fifo is not None and isinstance(q, faster_fifo.Queue):
+        get = lambda: q.get(timeout=_PEER_TIMEOUT)  # noqa: E731
+    count = nbytes = 0
+    while True:
+        m = get()
+        if m is None:
+            return count, nbytes
+        count += 1
+        nbytes += len(m)
+
+
+def _ff_batch_make():
+    q = faster_fifo.Queue(max_size_bytes=CAPACITY * 2)
+    return (_ff_put_many, (q,), _ff_get_many, (q,), lambda: None, lambda c: [q.put(None) for _ in range(c)])
+
+
+def _ff_put_many(m, n, consumers, q):
+    for _ in range(n // BATCH):
+        q.put_many([m] * BATCH, timeout=_PEER_TIMEOUT)
+
+
+def _ff_get_many(size, q):
+    count = nbytes = 0
+    while True:
+        for m in q.get_many(max_messages_to_get=1000, timeout=_PEER_TIMEOUT):
+            if m is None:
+                return count, nbytes
+            count += 1
+            nbytes += len(m)
+
+
+# Queues end with one None per consumer, put by the parent once every producer has
+# exited (an mp.Queue producer exits only after its feeder thread flushed), so all
+# messages precede the stop signs; the parent's reaction (about a millisecond) counts
+# against the queue.
+
+def _pipe_round_trip(n, size):
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    p = _mp.Process(target=_pipe_pong, args=(r1, w2, n + n // 10, size))
+    p.start()
+    m = _payload(size)
+    for _ in range(n // 10):
+        os.write(w1, m)
+        os.read(r2, size)
+    t0 = _now()
+    for _ in range(n):
+        os.write(w1, m)
+        os.read(r2, size)
+    rtt = (_now() - t0) / n
+    p.join()
+    for fd in (r1, w1, r2, w2):
+        os.close(fd)
+    return rtt
+
+
+def _pipe_pong(r, w, n, size):
+    for _ in range(n):
+        os.write(w, os.read(r, size))
+
+
+def _mp_pipe_round_trip(n, size):
+    a, b = _mp.Pipe()
+    p = _mp.Process(target=_mp_pipe_pong, args=(b, n + n // 10))
+    p.start()
+    m = _payload(size)
+    for _ in range(n // 10):
+        a.send_bytes(m)
+        a.recv_bytes()
+    t0 = _now()
+    for _ in range(n):
+        a.send_bytes(m)
+        a.recv_bytes()
+    rtt = (_now() - t0) / n
+    p.join()
+    return rtt
+
+
+def _mp_pipe_pong(b, n):
+    for _ in range(n):
+        b.send_bytes(b.recv_bytes())
+
+
+# --- the table ------------------------------------------------------------------------------
+
+def _median_rates(fn, runs):
+    samples = [fn() for _ in range(runs)]
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def main(console, quick=False, runs=5):
+    if quick:
+        runs = min(runs, 3)
+    counts = QUICK_COUNTS if quick else COUNTS
+    rows = []
+    queue_peers = [("mp.Queue", _queue_make("mp"))]
+    if faster_fifo is not None:
+        queue_peers.append(("faster_fifo.Queue", _queue_make("ff")))
+    with Kernel() as k:
+        for producers in (1, 4):
+            for size in SIZES:
+                if quick and producers == 4 and size == 4096:
+                    continue
+                n = counts[size] // (2 if producers > 1 else 1)
+                vos = _median_rates(lambda: _vos_run(k, producers, producers, n, size), runs)
+                peers = [("os.pipe", _pipe_make)]
+                if producers == 1 and not quick:
+                    peers.append(("mp.Pipe", _mp_pipe_make))
+                peers += queue_peers
+                case = f"{producers}->{producers} {_label(size)}"
+                for name, make in peers:
+                    peer = _median_rates(lambda: _peer_run(make, producers, producers, n, size), runs)
+                    rows.append(_row(case, size, vos, name, peer, producers == 1 and _goal(size, name)))
+        # batched and zero-copy
+        n = counts[64] * 2
+        vos = _median_rates(lambda: _vos_run(k, 1, 1, n, 64, "batch"), runs)
+        pipe = _median_rates(lambda: _peer_run(_pipe_make, 1, 1, n, 64), runs)
+        rows.append(_row(f"1->1 64 B batched x{BATCH}", 64, vos, "os.pipe", pipe, 1.5,
+                         "send_many / receive_many"))
+        if faster_fifo is not None:
+            ff = _median_rates(lambda: _peer_run(_ff_batch_make, 1, 1, n, 64), runs)
+            rows.append(_row(f"1->1 64 B batched x{BATCH}", 64, vos, "faster_fifo put_many", ff, None,
+                             "get_many"))
+        n = counts[65536]
+        vos = _median_rates(lambda: _vos_run(k, 1, 1, n, 65536, "views"), runs)
+        pipe = _median_rates(lambda: _peer_run(_pipe_make, 1, 1, n, 65536), runs)
+        rows.append(_row("1->1 64 KiB zero-copy", 65536, vos, "os.pipe", pipe, 4.0,
+                         f"send_many x{BATCH} / receive_many(views=True)"))
+        # round trip
+        n = 5_000 if quick else 20_000
+        vos_rtt = statistics.median(_vos_round_trip(k, n, 64) for _ in range(runs))
+        pipe_rtt = statistics.median(_pipe_round_trip(n, 64) for _ in range(runs))
+        rows.append(Row("ping-pong 64 B round trip", "s", vos_rtt, "os.pipe", pipe_rtt, higher_is_better=False,
+                        goal=5.0, note="goal: at most 0.2x the pipe's time"))
+        if not quick:
+            mp_rtt = statistics.median(_mp_pipe_round_trip(n, 64) for _ in range(runs))
+            rows.append(Row("ping-pong 64 B round trip", "s", vos_rtt, "mp.Pipe", mp_rtt, higher_is_better=False))
+    # glibc malloc: the same batched 64 KiB receives with and without the tuning (A/B, same run)
+    n = counts[65536]
+    with Kernel() as k:
+        tuned = _median_rates(lambda: _vos_run(k, 1, 1, n, 65536, "batch"), runs)
+    with Kernel(buffer_malloc_tuning=False) as k:
+        plain = _median_rates(lambda: _vos_run(k, 1, 1, n, 65536, "batch"), runs)
+    rows.append(_row("1->1 64 KiB batched, malloc tuned", 65536, tuned, "vos, glibc defaults", plain, None,
+                     "M_TRIM_THRESHOLD / M_MMAP_THRESHOLD raised"))
+    return table(console, "vos bench ipc", rows, runs)
+
+
+def _goal(size, peer):
+    if peer == "os.pipe":
+        return {64: 1.0, 65536: 4.0}.get(size)
+    if peer == "mp.Queue" and size == 64:
+        return 6.0
+    return None
+
+
+def _row(case, size, vos, peer_name, peer, goal, note=""):
+    """Messages per second for 64 B rows, bytes per second otherwise; the other
+    figure goes in the note."""
+    if size <= 64:
+        extra = f"{vos[1] / 1e9:.3f} vs {peer[1] / 1e9:.3f} GB/s"
+        return Row(case, " msg/s", vos[0], peer_name, peer[0], goal=goal or None,
+                   note="; ".join(x for x in (note, extra) if x))
+    extra = f"{vos[0] / 1e3:.0f}k vs {peer[0] / 1e3:.0f}k msg/s"
+    return Row(case, "B/s", vos[1], peer_name, peer[1], goal=goal or None,
+               note="; ".join(x for x in (note, extra) if x))

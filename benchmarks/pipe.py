@@ -1,0 +1,208 @@
+"""`vos bench pipe`: the lecture's pipe, measured four ways in one run.
+
+The same pipelines through:
+  (a) vos   `vos sh`: each stage a VP, joined by the runtime's bounded buffers
+  (b) pipe  the same Python programs in processes joined by os.pipe
+  (c) queue the same Python programs joined by multiprocessing.Queue
+  (d) sh    the real shell with GNU coreutils
+
+Pipelines: `cat BIG | wc -c` and `cat BIG | grep -c WORD` on a big file (the
+transport moves every byte), `seq 1 N | grep 7 | wc -l` (the programs do the
+work: Python's seq and grep are slower than any transport), and
+`ls -la DIR | grep cse` (a handful of bytes: process start-up dominates).
+
+Reported: bytes per second through the first link (the first stage's output
+over the pipeline's wall time), or for `ls | grep`, which moves a few
+hundred bytes, the wall time of one whole pipeline; ratios > 1 mean vos is
+ahead.  Goals from the issue:
+`cat | wc -c` at least 1.5x the real shell; vos at least 1.5x (b) wherever
+the transport is the bottleneck.
+"""
+
+import multiprocessing
+import os
+import subprocess
+import tempfile
+import time
+
+from runtime import Kernel
+from runtime.shell.parser import parse
+from runtime.shell.pipeline import FdReader, FdWriter
+from runtime.shell.programs import PROGRAMS
+from runtime.shell.session import Session
+
+from .harness import Row, median, table
+
+TITLE = "pipelines: vos sh vs the same programs over os.pipe / mp.Queue, and the real shell"
+CHUNK = 1 << 16
+
+
+# --- (b) and (c): the same programs, other transports ---------------------------------
+
+class QueueReader:
+    def __init__(self, q):
+        self.q, self.left, self.done = q, b"", False
+
+    def read(self, n=-1):
+        if self.left:
+            data, self.left = self.left, b""
+        elif self.done:
+            return b""
+        else:
+            data = self.q.get()
+            if data is None:
+                self.done = True
+                return b""
+        if 0 <= n < len(data):
+            data, self.left = data[:n], data[n:]
+        return data
+
+
+class QueueWriter:
+    def __init__(self, q):
+        self.q = q
+
+    def write(self, data):
+        view = memoryview(data)
+        for i in range(0, len(view), CHUNK):
+            self.q.put(bytes(view[i:i + CHUNK]))
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        """End of stream; waits until the queue's feeder thread has flushed
+        everything (the stage then leaves with os._exit, which would drop it)."""
+        self.q.put(None)
+        self.q.close()
+        self.q.join_thread()
+
+
+def _stage(argv, reader, writer, cwd):
+    try:
+        PROGRAMS[argv[0]](argv, reader, writer, FdWriter(2), cwd)
+    except BrokenPipeError:
+        pass
+    finally:
+        if hasattr(writer, "close"):
+            writer.close()
+        os._exit(0)
+
+
+def run_other(line, cwd, transport):
+    """Run a pipeline of built-in programs in forked processes joined by
+    os.pipe or multiprocessing.Queue; output to /dev/null."""
+    (pipeline,) = parse(line, 0)
+    cmds = pipeline.commands
+    mp = multiprocessing.get_context("fork")
+    links = []
+    for _ in cmds[1:]:
+        if transport == "pipe":
+            r, w = os.pipe()
+            links.append((r, w))
+        else:
+            links.append(mp.Queue(maxsize=16))
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    procs = []
+    for i, cmd in enumerate(cmds):
+        if transport == "pipe":
+            reader = FdReader(links[i - 1][0]) if i else FdReader(os.open(os.devnull, os.O_RDONLY))
+            writer = FdWriter(links[i][1]) if i < len(cmds) - 1 else FdWriter(devnull)
+        else:
+            reader = QueueReader(links[i - 1]) if i else FdReader(os.open(os.devnull, os.O_RDONLY))
+            writer = QueueWriter(links[i]) if i < len(cmds) - 1 else FdWriter(devnull)
+        p = mp.Process(target=_stage, args=(cmd.argv, reader, writer, cwd))
+        p.start()
+        procs.append(p)
+        if transport == "pipe":  # the parent keeps no copy of an end it does not use
+            if i:
+                os.close(links[i - 1][0])
+            if i < len(cmds) - 1:
+                os.close(links[i][1])
+    for p in procs:
+        p.join()
+    os.close(devnull)
+
+
+# --- (a) and (d) ----------------------------------------------------------------------
+
+def run_vos(session, line):
+    status = session.run_line(line)
+    if status not in (0, 1):
+        raise RuntimeError(f"vos sh failed on {line!r}: status {status}")
+
+
+def run_sh(line, cwd):
+    subprocess.run(["sh", "-c", line], cwd=cwd, stdout=subprocess.DEVNULL, check=False,
+                   env={**os.environ, "LC_ALL": "C"})
+
+
+def _make_files(d, big_mb):
+    big = os.path.join(d, "big.txt")
+    line = b"the quick brown fox jumps over the lazy dog in cse 101\n"
+    block = line * (CHUNK // len(line) * 16)
+    with open(big, "wb") as f:
+        for _ in range(big_mb * 2**20 // len(block)):
+            f.write(block)
+    listing = os.path.join(d, "listing")
+    os.mkdir(listing)
+    for i in range(60):
+        open(os.path.join(listing, f"{'cse' if i % 4 == 0 else 'ee'}{100 + i}.txt"), "w").close()
+    return os.path.getsize(big)
+
+
+def _first_stage_bytes(line, d):
+    first = line.split("|")[0]
+    out = subprocess.run(["sh", "-c", first], cwd=d, capture_output=True, env={**os.environ, "LC_ALL": "C"})
+    return len(out.stdout)
+
+
+def main(console, quick=False, runs=5):
+    big_mb = 32 if quick else 256
+    seq_n = 200_000 if quick else 2_000_000
+    cases = [
+        ("cat big.txt | wc -c", True, 1.5),
+        ("cat big.txt | grep -c cse", True, None),
+        (f"seq 1 {seq_n} | grep 7 | wc -l", False, None),
+        ("ls -la listing | grep cse", False, None),
+    ]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vos-bench-pipe-") as d:
+        _make_files(d, big_mb)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        null_in = os.open(os.devnull, os.O_RDONLY)
+        try:
+            with Kernel(start_method="fork") as k:
+                session = Session(k, stdin_fd=null_in, stdout_fd=devnull)
+                session.cwd = d
+                for line, transport_bound, goal in cases:
+                    nbytes = _first_stage_bytes(line, d)
+                    ways = {"vos": lambda: run_vos(session, line),
+                            "pipe": lambda: run_other(line, d, "pipe"),
+                            "queue": lambda: run_other(line, d, "queue"),
+                            "sh": lambda: run_sh(line, d)}
+                    times = {w: [] for w in ways}
+                    for _ in range(runs):
+                        for w, fn in ways.items():  # interleaved, so drift hits every way alike
+                            t0 = time.perf_counter()
+                            fn()
+                            times[w].append(time.perf_counter() - t0)
+                    what = "transport-bound" if transport_bound else (
+                        "programs dominate" if nbytes > 1e5 else "start-up dominates")
+                    if nbytes > 1e5:             # MB/s through the first link
+                        value = {w: nbytes / median(ts) for w, ts in times.items()}
+                        unit, higher = "B/s", True
+                    else:                        # a few bytes: the time of one whole pipeline
+                        value = {w: median(ts) for w, ts in times.items()}
+                        unit, higher = "s", False
+                    for way, peer_name, peer_goal in (("sh", "real sh + coreutils", goal),
+                                                      ("pipe", "same programs, os.pipe",
+                                                       1.5 if transport_bound else None),
+                                                      ("queue", "same programs, mp.Queue", None)):
+                        rows.append(Row(line, unit, value["vos"], peer_name, value[way], higher_is_better=higher,
+                                        goal=peer_goal, note=what))
+        finally:
+            os.close(devnull)
+            os.close(null_in)
+    return table(console, f"vos bench pipe ({big_mb} MB file)", rows, runs)
