@@ -505,6 +505,18 @@ class BoundedBuffer:
             r = self._ring()
         return r.send_many(messages, timeout)
 
+    def send_into(self, size, fill, timeout=None):
+        """SEND with no copy: fill(view) writes the message straight into the
+        ring (a writable memoryview of `size` bytes, valid during the call)
+        and returns how many bytes it wrote; those are published as one raw
+        message (0: nothing is sent).  Returns that count.  For example
+        `buffer.send_into(65536, file.readinto)` moves a file's next chunk
+        into the buffer with the one copy the read itself makes."""
+        r = self._r
+        if r is None or r.ctx is not _cx._current:
+            r = self._ring()
+        return r.send_into(size, fill, timeout)
+
     # RECEIVE -------------------------------------------------------------------------
 
     def receive(self, timeout=None):
@@ -652,7 +664,8 @@ class _End:
 
 
 class BufferWriter(_End):
-    """The writing end of a stream: send, send_nowait, send_many, write, close."""
+    """The writing end of a stream: send, send_nowait, send_many, send_into,
+    write, close."""
 
     __slots__ = ()
     _role = WRITER
@@ -674,6 +687,13 @@ class BufferWriter(_End):
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
         return r.send_many(messages, timeout)
+
+    def send_into(self, size, fill, timeout=None):
+        """BoundedBuffer.send_into through this end."""
+        c, r = _cx._current, self._r
+        if self._ctx is not c or r.ctx is not c or c is None:
+            r = self._enter()
+        return r.send_into(size, fill, timeout)
 
     def write(self, data):
         """Send bytes as a stream: chunks of at most 64 KiB (or the capacity).
@@ -697,7 +717,7 @@ class BufferWriter(_End):
 
 class BufferReader(_End):
     """The reading end of a stream: receive, receive_nowait, receive_many,
-    receive_view, read, iteration, close."""
+    receive_view, read, read_view, iteration, close."""
 
     __slots__ = ()
     _role = READER
@@ -730,6 +750,24 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if c is not None and self._ctx is c and r.ctx is c:
             r.release()
+
+    def read_view(self):
+        """The next piece of the stream with no copy: a read-only memoryview
+        into the buffer (as receive_view), valid until the next read on this
+        end; b"" at end of stream."""
+        c, r = _cx._current, self._r
+        if self._ctx is not c or r.ctx is not c or c is None:
+            r = self._enter()
+        if self._left:
+            data, self._left = self._left, b""
+            return data
+        try:
+            view = r.receive_view()
+        except EndOfStream:
+            return b""
+        if type(view) is not memoryview:
+            raise TypeError(f"read_view() found a {type(view).__name__} message in a byte stream")
+        return view
 
     def read(self, n=-1):
         """Up to n bytes of the stream (all of it until end of stream if n < 0);

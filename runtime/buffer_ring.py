@@ -385,6 +385,49 @@ class Ring:
         if self.c_rsleep.value:
             self._wake(self.p_rxseq)
 
+    def send_into(self, size, fill, timeout=None):
+        """SEND a raw message written in place, with no copy: wait until `size`
+        bytes fit, call fill(view) with a writable memoryview of those bytes
+        inside the ring, and publish the first n bytes as one message, where
+        n = fill(view) (0 <= n <= size; 0 publishes nothing).  Returns n.
+        The view is valid only during fill, which runs inside the send side:
+        other senders wait meanwhile.  If fill raises, nothing was published
+        (write, then publish).  Raises as send."""
+        if not 0 < size <= self.capacity:
+            if size > self.capacity:
+                raise self._too_large(size)
+            raise ValueError(f"send_into needs a size of at least 1 byte, not {size!r}")
+        c_busy = self.c_busy
+        c_busy.value = self.x_tx
+        if self.c_slock.value != self.mine:
+            timeout = self._enter(self.tx, timeout, False)
+        try:
+            if self.c_flags.value & SEND_STOP:
+                self._refuse_send()
+            c_in = self.c_in
+            i = c_in.value
+            start = self.tx_head if i == self.tx_i else self._head(i)
+            if i >= self.lim_in or start + size > self.lim_bytes:
+                self._wait_space(i, start, size, timeout, False)
+            at = self.data + start % self.capacity
+            with self.arena.buf[at:at + size] as view:
+                n = fill(view)
+            if type(n) is not int or not 0 <= n <= size:
+                raise ValueError(f"send_into: fill returned {n!r}, not a byte count from 0 to {size}")
+            if n:
+                _entry.pack_into(self.mm, self.ents + i % self.n * ENTRY, start, n)
+                c_in.value = i + 1               # publish
+                self.tx_i, self.tx_head = i + 1, start + n
+        except BaseException:
+            self._abandon(self.tx)
+            raise
+        c_busy.value = 0
+        if self.c_slock.value != self.keep_tx:
+            self._exit(self.tx)
+        if n and self.c_rsleep.value:
+            self._wake(self.p_rxseq)
+        return n
+
     def send_many(self, messages, timeout=None):
         """Append every message, in order, under one lock hold, publishing each
         run that fits at once.  Returns how many.  On an exception a prefix

@@ -11,8 +11,8 @@ import pytest
 
 from runtime import Kernel
 from runtime.bounded_buffer import BufferReader, BufferWriter
-from runtime.errors import (BufferDeallocated, EndOfStream, OutOfResources, ReaderClosed, StreamClosed,
-                            ThreadFailed)
+from runtime.errors import (BufferDeallocated, EndOfStream, MessageTooLarge, OutOfResources, ReaderClosed,
+                            StreamClosed, ThreadFailed)
 from runtime.textbook import (ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, DEALLOCATE_BOUNDED_BUFFER,
                               DESTROY_THREAD, RECEIVE, SEND)
 
@@ -303,3 +303,84 @@ def test_deallocation_reaches_the_ends():
         assert k.join(t, timeout=10) == ("BufferDeallocated",)
         with pytest.raises(BufferDeallocated):
             w.send(b"x")
+
+
+# --- zero copy: send_into and read_view -------------------------------------------------
+
+def file_into(w, path, chunk):
+    """A `cat FILE` stage with no copy of its own: readinto straight into the buffer."""
+    moved = 0
+    with open(path, "rb", buffering=0) as f:
+        while n := w.send_into(chunk, f.readinto):
+            moved += n
+    w.close()
+    return moved
+
+
+def slurp_views(r):
+    parts = []
+    while view := r.read_view():
+        assert type(view) is memoryview and view.readonly
+        parts.append(bytes(view))
+    return digest(b"".join(parts))
+
+
+def test_send_into_and_read_view_carry_a_file_unchanged(tmp_path):
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    with Kernel() as k:
+        b = ALLOCATE_BOUNDED_BUFFER(8, capacity=1 << 18)
+        w, r = b.writer(), b.reader()
+        src = ALLOCATE_THREAD(file_into, k.address_space, w, str(path), 1 << 16)
+        dst = ALLOCATE_THREAD(slurp_views, k.address_space, r)
+        w.give(src)
+        r.give(dst)
+        assert k.join(src, timeout=30) == len(DATA)
+        assert k.join(dst, timeout=30) == digest(DATA)
+        assert b.statistics()["sent"] == -(-len(DATA) // (1 << 16))     # one message per chunk
+
+
+def test_send_into_publishes_what_fill_wrote_and_nothing_when_it_fails():
+    with Kernel() as k:
+        b = ALLOCATE_BOUNDED_BUFFER(4, capacity=1024)
+
+        def fill(view):
+            view[:5] = b"hello"
+            return 5
+        assert b.send_into(100, fill) == 5
+        assert b.send_into(100, lambda view: 0) == 0            # nothing written: nothing sent
+        with pytest.raises(ZeroDivisionError):
+            b.send_into(100, lambda view: 1 // 0)               # write, then publish: nothing published
+        with pytest.raises(ValueError, match="fill returned"):
+            b.send_into(100, lambda view: 101)
+        with pytest.raises(MessageTooLarge):
+            b.send_into(1025, fill)
+        with pytest.raises(ValueError):
+            b.send_into(0, fill)
+        b.send(b"after")                                        # the send side was left free
+        assert [b.receive(), b.receive()] == [b"hello", b"after"]
+        assert b.statistics()["sent"] == 2
+        b._check_invariants()
+
+
+def test_read_view_after_a_partial_read_and_at_end_of_stream():
+    with Kernel():
+        b = ALLOCATE_BOUNDED_BUFFER(4)
+        w, r = b.writer(), b.reader()
+        w.write(b"abcdef")
+        w.close()
+        assert r.read(2) == b"ab"
+        assert bytes(r.read_view()) == b"cdef"                  # the rest of the piece read() split
+        assert r.read_view() == b""
+        r.close()
+
+
+def test_read_view_refuses_an_object_in_a_byte_stream():
+    with Kernel():
+        b = ALLOCATE_BOUNDED_BUFFER(4)
+        w, r = b.writer(), b.reader()
+        w.send({"not": "bytes"})
+        with pytest.raises(TypeError, match="read_view"):
+            r.read_view()
+        r.close()
+        w.close()

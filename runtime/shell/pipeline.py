@@ -66,6 +66,9 @@ class FdReader:
             return b"".join(parts)
         return os.read(self.fd, n)
 
+    def readinto(self, view):
+        return os.readv(self.fd, [view])
+
     def close(self):
         if self.owned:
             self.owned = False
@@ -135,6 +138,21 @@ class Traced:
             return self.end.write(data)
         finally:
             self.log.append((t0, time.monotonic_ns(), "SEND", len(data), self._fill()))
+
+    def read_view(self):
+        t0 = time.monotonic_ns()
+        data = self.end.read_view()
+        self.log.append((t0, time.monotonic_ns(), "RECEIVE" if data else "end of stream", len(data), self._fill()))
+        return data
+
+    def send_into(self, size, fill):
+        t0, n = time.monotonic_ns(), 0
+        try:
+            n = self.end.send_into(size, fill)
+            return n
+        finally:
+            if n:
+                self.log.append((t0, time.monotonic_ns(), "SEND", n, self._fill()))
 
     def flush(self):
         pass

@@ -46,6 +46,8 @@ def tree(tmp_path):
     "echo 'a | b' \"c $?\"",
     "seq 1 20 | tail -n 3 | tr 0-9 a-j",
     "cut -d ' ' -f 2 < notes.txt | sort -n | uniq -c | head -n 3",
+    "cat notes.txt cse101.txt | wc",              # cat reads into the buffer, wc counts views
+    "cat < notes.txt | wc -c; cat notes.txt | cat | wc -lc",
 ])
 def test_same_output_and_status_as_the_real_shell(tree, line):
     ours, theirs = vos_sh(line, tree), real_sh(line, tree)

@@ -13,7 +13,9 @@ optional ``flush()``).  This module provides what all programs share:
   GNU-getopt-like parser and reports usage errors exactly like GNU does;
 * :class:`Ctx` -- per-invocation context: batched stdout, GNU-style
   diagnostics on stderr, input files resolved relative to ``cwd``;
-* :func:`iter_blocks` / :func:`iter_lines` -- bounded-memory readers;
+* :func:`iter_blocks` / :func:`iter_lines` / :func:`iter_chunks` --
+  bounded-memory readers; :func:`copy_stream` -- a raw copy, zero-copy into
+  a bounded buffer where the ends allow it;
 * :func:`quote` / :func:`quotef` -- GNU ``quoteaf``/``quotef``-style quoting
   of file names in diagnostics.
 
@@ -75,13 +77,36 @@ def iter_lines(reader, chunk: int = CHUNK) -> Iterator[bytes]:
             yield last
 
 
-def iter_chunks(reader, chunk: int = READ_CHUNK) -> Iterator[bytes]:
-    """Yield raw chunks of *reader* until end of stream."""
-    while True:
-        data = reader.read(chunk)
-        if not data:
-            return
+def iter_chunks(reader, chunk: int = READ_CHUNK, views: bool = False) -> Iterator[bytes]:
+    """Yield raw chunks of *reader* until end of stream.  views=True: where
+    the reader is a bounded buffer's end, the chunks are read-only
+    memoryviews into the buffer (no copy), each valid until the next one is
+    asked for; elsewhere bytes."""
+    read_view = getattr(reader, "read_view", None) if views else None
+    if read_view is not None:
+        while data := read_view():
+            yield data
+        return
+    while data := reader.read(chunk):
         yield data
+
+
+def copy_stream(reader, ctx, chunk: int = READ_CHUNK) -> None:
+    """Copy *reader* raw to the program's stdout with as few copies as the two
+    ends allow: when stdout is a bounded buffer's writing end and the reader
+    is a file (readinto), each chunk is read straight into the buffer -- the
+    one copy the read itself makes (the shared-memory pipe's advantage over
+    a kernel pipe, which copies in and out again)."""
+    send_into = getattr(ctx.stdout, "send_into", None)
+    readinto = getattr(reader, "readinto", None)
+    if send_into is None or readinto is None:
+        for data in iter_chunks(reader, chunk):
+            ctx.out.write(data)
+            ctx.out.flush_buffer()
+        return
+    ctx.out.flush_buffer()
+    while send_into(chunk, readinto):
+        pass
 
 
 class Output:
@@ -249,6 +274,7 @@ class Ctx:
     def __init__(self, name: str, stdin, stdout, stderr, cwd: str):
         self.name = name
         self.stdin = stdin
+        self.stdout = stdout
         self.out = Output(stdout)
         self.stderr = stderr
         self.cwd = cwd
@@ -318,6 +344,10 @@ class InputError(Exception):
 class _StdinReader:
     def __init__(self, reader):
         self._reader = reader
+        for zero_copy in ("read_view", "readinto"):      # what the end offers (iter_chunks, copy_stream)
+            method = getattr(reader, zero_copy, None)
+            if method is not None:
+                setattr(self, zero_copy, method)
 
     def read(self, n: int = -1) -> bytes:
         return self._reader.read(n)
@@ -333,6 +363,12 @@ class _FileReader(_StdinReader):
     def read(self, n: int = -1) -> bytes:
         try:
             return self._reader.read(n)
+        except OSError as exc:
+            raise InputError(exc) from exc
+
+    def readinto(self, view) -> int:
+        try:
+            return self._reader.readinto(view)
         except OSError as exc:
             raise InputError(exc) from exc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from ._base import CHUNK, UsageError, iter_chunks, iter_lines, program, quotef
+from ._base import CHUNK, UsageError, copy_stream, iter_chunks, iter_lines, program, quotef
 
 
 def true(argv, stdin, stdout, stderr, cwd) -> int:
@@ -157,9 +157,7 @@ def cat(ctx, opts, args) -> int:
 
     def copy(name, reader):
         if fmt is None:
-            for chunk in iter_chunks(reader):
-                ctx.out.write(chunk)
-                ctx.out.flush_buffer()
+            copy_stream(reader, ctx)
         else:
             for line in iter_lines(reader):
                 ctx.out.write(fmt.format(line))

@@ -253,14 +253,19 @@ _WORD_NEUTRAL = bytes(b for b in range(256) if not (0x20 < b < 0x7F) and b not i
 class _Counts:
     """Line, word and byte counters fed with raw chunks."""
 
-    def __init__(self, words: bool):
+    def __init__(self, fields: str):
         self.lines = self.words = self.bytes = 0
-        self.want_words = words
+        self.want_lines, self.want_words = "l" in fields, "w" in fields
         self.in_word = False
 
-    def feed(self, chunk: bytes) -> None:
-        self.lines += chunk.count(b"\n")
+    def feed(self, chunk) -> None:
+        """Count a chunk: bytes, or a memoryview (bytes alone need no copy)."""
         self.bytes += len(chunk)
+        if not (self.want_lines or self.want_words):
+            return
+        if type(chunk) is memoryview:
+            chunk = chunk.tobytes()
+        self.lines += chunk.count(b"\n")
         if self.want_words:
             t = chunk.translate(_WORD_TABLE, _WORD_NEUTRAL)
             if t:
@@ -312,10 +317,10 @@ def wc(ctx, opts, args) -> int:
             ctx.error(f"{quotef(name)}: {strerror(exc)}")
             status = 1
             continue
-        counts = _Counts("w" in fields)
+        counts = _Counts(fields)
         with reader:
             try:
-                for chunk in iter_chunks(reader, 1 << 20):
+                for chunk in iter_chunks(reader, 1 << 20, views=True):
                     counts.feed(chunk)
             except InputError as exc:
                 ctx.error(f"{quotef(name)}: {strerror(exc.exc)}")
