@@ -19,7 +19,7 @@ median of `runs` repetitions; ratio = vos / peer (> 1: vos is ahead).
 
 Rows: 1 -> 1 and 4 -> 4 producers -> consumers at 64 B, 4 KiB and 64 KiB;
 64 B batched (send_many / receive_many, 64 a call); 64 KiB zero-copy
-(receive_many(views=True)); a 64 B ping-pong round trip; and an A/B of the
+(receive_view: the consumer reads the message where it lies); a 64 B ping-pong round trip; and an A/B of the
 glibc malloc tuning (buffer_malloc_tuning) on 64 KiB batched receives.
 """
 
@@ -90,12 +90,11 @@ def _vos_consumer(go, r, mode):
                 got = receive_many()
                 count += len(got)
                 nbytes += sum(map(len, got))
-        else:                                  # "views": zero-copy, batches of views
-            receive_many = r.receive_many
-            while True:
-                got = receive_many(views=True)
-                count += len(got)
-                nbytes += sum(map(len, got))
+        else:                                  # "views": zero-copy, one message at a time
+            receive_view = r.receive_view        # (a view stays valid, and its bytes taken, until the
+            while True:                          # next call: the sender has the rest of the ring)
+                nbytes += len(receive_view())
+                count += 1
     except EndOfStream:
         pass
     return _now(), count, nbytes
@@ -125,7 +124,7 @@ def _vos_run(k, producers, consumers, n, size, mode="single"):
     """One measurement: (messages per second, bytes per second)."""
     b = ALLOCATE_BOUNDED_BUFFER(SLOTS, capacity=CAPACITY)
     go = ALLOCATE_BOUNDED_BUFFER(producers + consumers)
-    batch = BATCH if mode in ("batch", "views") else 0
+    batch = BATCH if mode == "batch" else 0
     share = n // producers // max(batch, 1) * max(batch, 1)
     ws = [b.writer() for _ in range(producers)]
     rs = [b.reader() for _ in range(consumers)]
@@ -432,7 +431,7 @@ def main(console, quick=False, runs=5):
         vos = _median_rates(lambda: _vos_run(k, 1, 1, n, 65536, "views"), runs)
         pipe = _median_rates(lambda: _peer_run(_pipe_make, 1, 1, n, 65536), runs)
         rows.append(_row("1->1 64 KiB zero-copy", 65536, vos, "os.pipe", pipe, 4.0,
-                         f"send_many x{BATCH} / receive_many(views=True)"))
+                         "send / receive_view"))
         # round trip
         n = 5_000 if quick else 20_000
         vos_rtt = statistics.median(_vos_round_trip(k, n, 64) for _ in range(runs))

@@ -115,6 +115,9 @@ Lock order: a thread holds at most one side lock of one buffer at a time
 import ctypes
 import os
 import pickle
+from array import array
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 import platform
 import struct
 import sys
@@ -150,6 +153,7 @@ LENGTH = (1 << KIND_SHIFT) - 1
 _entry = struct.Struct("qq")     # native: one aligned load/store per word
 _word = struct.Struct("q")
 _dumps, _loads = pickle.dumps, pickle.loads
+_BYTES = {bytes}                 # message types send_many passes on as they are
 _SHIFT, _WAITERS, _DIED = mutex.SHIFT, mutex.WAITERS, mutex.DIED
 
 _SLICE = 0.25                    # longest single sleep: deallocation, dead peers, Ctrl-C noticed by then
@@ -431,14 +435,26 @@ class Ring:
     def send_many(self, messages, timeout=None):
         """Append every message, in order, under one lock hold, publishing each
         run that fits at once.  Returns how many.  On an exception a prefix
-        was sent, and the exception carries `.sent`."""
-        items = [encode(m) for m in messages]
+        was sent, and the exception carries `.sent`.
+
+        A run is written in bulk: its bytes with one copy for the messages
+        before the ring's wrap and one for those after it (a message never
+        wraps: one that starts before the end runs on into the overflow
+        area), its entries as one array (two pieces where the entry ring
+        wraps), then one store of `in`."""
         cap = self.capacity
-        for data, _ in items:
-            if len(data) > cap:
-                raise self._too_large(len(data))
-        if not items:
+        datas = messages if type(messages) is list else list(messages)
+        if set(map(type, datas)) <= _BYTES:      # the common case, at C speed: raw bytes only
+            metas = sizes = list(map(len, datas))
+        else:
+            items = [encode(m) for m in datas]
+            datas = [data for data, _ in items]
+            sizes = list(map(len, datas))
+            metas = [size | kind << KIND_SHIFT for size, (_, kind) in zip(sizes, items)]
+        if not datas:
             return 0
+        if max(sizes) > cap:
+            raise self._too_large(max(sizes))
         sent = 0
         c_busy = self.c_busy
         c_busy.value = self.x_tx
@@ -450,30 +466,39 @@ class Ring:
             c_in, mm, ents, n, base = self.c_in, self.mm, self.ents, self.n, self.data
             i = c_in.value
             start = self.tx_head if i == self.tx_i else self._head(i)
-            total = len(items)
+            offs = list(accumulate(sizes, initial=start))     # message j: bytes offs[j]..offs[j+1]
+            total = len(datas)
             while sent < total:
-                j, pos = i, start
-                lim_in, lim_bytes = self.lim_in, self.lim_bytes
-                for data, kind in items[sent:]:
-                    size = len(data)
-                    if j >= lim_in or pos + size > lim_bytes:
-                        break
-                    at = base + pos % cap
-                    mm[at:at + size] = data
-                    _entry.pack_into(mm, ents + j % n * ENTRY, pos, size | kind << KIND_SHIFT)
-                    pos += size
-                    j += 1
-                if j > i:
-                    c_in.value = j               # publish the whole run with one store
-                    self.tx_i, self.tx_head = j, pos
-                    sent += j - i
-                    i, start = j, pos
+                hi = sent + max(0, min(total - sent, self.lim_in - i))
+                k = bisect_right(offs, self.lim_bytes, sent, hi + 1) - 1 - sent
+                if k > 0:                        # messages sent .. sent+k-1 fit: write, then publish
+                    # A message lives at its start mod capacity: the messages that start at or
+                    # past the next multiple of the capacity go to the front of the ring (at
+                    # most one such wrap: the run spans at most `capacity` bytes).
+                    wrap = bisect_left(offs, start - start % cap + cap, sent, sent + k)
+                    for lo, hi_ in ((sent, wrap), (wrap, sent + k)):
+                        if lo < hi_:
+                            at = base + offs[lo] % cap
+                            mm[at:at + offs[hi_] - offs[lo]] = b"".join(datas[lo:hi_])
+                    ent = array("q", bytes(ENTRY * k))
+                    ent[0::2] = array("q", offs[sent:sent + k])
+                    ent[1::2] = array("q", metas[sent:sent + k])
+                    slot = i % n
+                    first = min(k, n - slot)
+                    mm[ents + slot * ENTRY:ents + (slot + first) * ENTRY] = ent[:2 * first]
+                    if k > first:
+                        mm[ents:ents + (k - first) * ENTRY] = ent[2 * first:]
+                    i += k
+                    start = offs[sent + k]
+                    c_in.value = i               # publish the whole run with one store
+                    self.tx_i, self.tx_head = i, start
+                    sent += k
                     if sent < total:             # the receiver must not sleep while we wait for space
-                        self._fence()
+                        self._fast_side_fence()
                         if self.c_rsleep.value:
                             self._wake(self.p_rxseq)
                 if sent < total:
-                    self._wait_space(i, start, len(items[sent][0]), timeout, False)
+                    self._wait_space(i, start, sizes[sent], timeout, False)
         except BaseException as e:
             self._abandon(self.tx)
             if isinstance(e, Exception):
@@ -537,7 +562,11 @@ class Ring:
         """Remove up to max_messages (all there are if None) at once; blocks
         only while the buffer is empty.  views=True: zero-copy, read-only
         memoryviews into the ring (pickled messages come unpickled), valid
-        until this thread's next receive or release()."""
+        until this thread's next receive or release().
+
+        The entries are read as one array; copies are consumed (`out`
+        stored, a sleeping sender woken) every quarter of the capacity, so
+        that senders refill the ring while a large batch is copied out."""
         if max_messages is not None and max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, not {max_messages!r}")
         c_busy = self.c_busy
@@ -550,30 +579,42 @@ class Ring:
         try:
             if self.c_flags.value & DEALLOCATED:
                 raise self._deallocated()
-            o = self.c_out.value
+            c_out = self.c_out
+            o = c_out.value
             if o >= self.seen_in:
                 self._wait_message(o, timeout, nowait)
             k = self.seen_in - o if max_messages is None else min(self.seen_in - o, max_messages)
             mm, ents, n, base, cap = self.mm, self.ents, self.n, self.data, self.capacity
-            out, unpickle = [], []
+            slot = o % n
+            first = min(k, n - slot)
+            ent = array("q", mm[ents + slot * ENTRY:ents + (slot + first) * ENTRY])
+            if k > first:
+                ent.frombytes(mm[ents:ents + (k - first) * ENTRY])
+            starts, metas = ent[0::2], ent[1::2]
             if views:
                 self._claim_lease_word()
-                view = self.arena.buf.toreadonly()
-            for j in range(o, o + k):
-                s, meta = _entry.unpack_from(mm, ents + j % n * ENTRY)
-                at = base + s % cap
-                end = at + (meta & LENGTH)
-                if meta >> KIND_SHIFT:
-                    unpickle.append(len(out))
-                    out.append(mm[at:end])
-                else:
-                    out.append(view[at:end] if views else mm[at:end])
+                src = self.arena.buf.toreadonly()
+            else:
+                src = mm
+            out = []
+            raw = max(metas) <= LENGTH           # no pickled message among them
+            piece = cap if views else max(1, cap // 4)
+            j = 0
+            while j < k:                         # pieces of about `piece` bytes
+                m = bisect_right(starts, starts[j] + piece - 1, j + 1, k)
+                out += [src[base + st % cap:base + st % cap + (meta & LENGTH)]
+                        for st, meta in zip(starts[j:m], metas[j:m])]
+                j = m
+                if not views and j < k:          # consume what is copied: the senders refill it
+                    c_out.value = o + j
+                    if self.c_ssleep.value:
+                        self._wake(self.p_txseq)
             if views:
                 self.lease = k                   # stay inside; consume at the next receive
                 self.lease_word.value = self.x_rx     # "inside" now says the lease word ...
                 c_busy.value = 0                 # ... so that word 0 is free for other calls
             else:
-                self.c_out.value = o + k
+                c_out.value = o + k
         except BaseException:
             self._abandon(self.rx)
             raise
@@ -583,8 +624,10 @@ class Ring:
                 self._exit(self.rx)
             if self.c_ssleep.value:
                 self._wake(self.p_txseq)
-        for idx in unpickle:
-            out[idx] = _loads(out[idx])
+        if not raw:
+            for idx, meta in enumerate(metas):
+                if meta >> KIND_SHIFT:
+                    out[idx] = _loads(out[idx])
         return out
 
     def receive_view(self, timeout=None, nowait=False):
@@ -610,7 +653,7 @@ class Ring:
         self.c_busy.value = self.x_rx
         self._free_lease_word()
         self.c_out.value = self.c_out.value + k
-        self._fence()                            # `out` before reading send_sleep (no release here)
+        self._fast_side_fence()                  # `out` before reading send_sleep
         if self.c_ssleep.value:
             self._wake(self.p_txseq)
 
@@ -772,9 +815,20 @@ class Ring:
                                       + (tid % self.max_threads) * BUSY_STRIDE)
 
     def _fence(self):
+        """The sleeping side's fence, between announcing itself in its sleep
+        word and re-checking the other side's counter."""
         if self.biased:
             _membarrier()
         else:
+            atomics.fence()
+
+    def _fast_side_fence(self):
+        """The publishing side's fence, between storing its counter and reading
+        the other side's sleep word, where no lock CAS (a full barrier on
+        x86) comes between them.  With the bias the sleeper's membarrier
+        runs a full barrier on this CPU on its behalf (Dekker with
+        asymmetric fences: module doc), so nothing is needed here."""
+        if not self.biased:
             atomics.fence()
 
     # --- waiting for the other side ---------------------------------------------------
