@@ -45,7 +45,7 @@ from rich.text import Text
 
 from runtime import Kernel
 from runtime.cli.render import trace_tables
-from runtime.shell.pipeline import SIGPIPE_STATUS, TRACE_KEEP
+from runtime.shell.pipeline import SIGPIPE_STATUS
 from runtime.shell.session import Session
 
 TITLE = "ls -la | grep cse: two threads and a bounded buffer, SEND waits when full, RECEIVE when empty"
@@ -57,36 +57,18 @@ OTHER_FILES = ("README", "ee150-circuits.txt", "Makefile") + tuple(f"reading-{i:
 TRIES = 3   # a run whose timing hid the wait is run again, at most this often
 
 
-class _NotingKernel:
-    """The kernel as the shell sees it, noting each stage's exit status as the
-    shell joins it.  The shell keeps only the status of the last stage (sh's
-    `$?`); the demo wants every stage's, as bash's PIPESTATUS shows them."""
-
-    def __init__(self, kernel):
-        self._kernel = kernel
-        self.statuses = {}
-
-    def join(self, tid, timeout=None):
-        status = self._kernel.join(tid, timeout)
-        # a traced stage returns ("traced", status, log) for the shell to unpack
-        self.statuses[tid] = status[1] if isinstance(status, tuple) else status
-        return status
-
-    def __getattr__(self, name):
-        return getattr(self._kernel, name)
-
-
 class _Shell:
     """A vos shell session in a directory, with the stages' output caught in
     files (so that the demo can print it through its console)."""
 
     def __init__(self, kernel, cwd):
-        self.kernel = _NotingKernel(kernel)
+        self.kernel = kernel
         self.cwd = cwd
 
     def run(self, line, trace=False):
-        """Run one command line; a dict with its output, `$?`, every stage's
-        status and, traced, the Tracer (what `vos sh --trace` renders)."""
+        """Run one command line; a dict with its output, `$?` and, traced, the
+        Tracer (what `vos sh --trace` renders) and every stage's exit status
+        (the shell's `$?` is the last one's; bash calls them PIPESTATUS)."""
         shown = {}
         null = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -95,13 +77,13 @@ class _Shell:
                                   if trace else None, stdin_fd=null, stdout_fd=out.fileno(),
                                   stderr_fd=err.fileno())
                 session.cwd = self.cwd
-                self.kernel.statuses = {}
                 status = session.run_line(line)
                 out.seek(0)
                 err.seek(0)
+                tracer = shown.get("tracer")
                 return dict(line=line, status=status, out=out.read().decode(errors="replace"),
-                            err=err.read().decode(errors="replace"), statuses=dict(self.kernel.statuses),
-                            tracer=shown.get("tracer"))
+                            err=err.read().decode(errors="replace"), tracer=tracer,
+                            statuses=dict(tracer.pipeline.statuses) if tracer else {})
         finally:
             os.close(null)
 
@@ -270,18 +252,15 @@ def _step3(console, shell, quick):
                   f"{buf['sent']} messages in all; {buf['sent'] - buf['received']} were never read.")
     yes_status = run["statuses"].get(yes_tid)
     if yes_status == SIGPIPE_STATUS:
-        failed = len(log) - buf["sent"] if len(log) < 2 * TRACE_KEEP else 0
-        console.print(f"  yes's next SEND found the reader gone: ReaderClosed, a BrokenPipeError, and yes "
-                      f"[red]ended with status {yes_status}[/] = 128 + 13, what SIGPIPE gives a real process. "
-                      "head ending closed the pipe upstream, and that is the only thing that stops yes.")
-        if failed > 0:
-            console.print(f"  (The trace lists that refused SEND like the others: yes logged {len(log)} SENDs, "
-                          f"but the buffer took only {buf['sent']} messages.)")
+        console.print("  yes's next SEND found the reader gone (the timeline's [bold]SEND refused[/]): "
+                      f"ReaderClosed, a BrokenPipeError, and yes [red]ended with status {yes_status}[/] = 128 + 13, "
+                      "what SIGPIPE gives a real process. head ending closed the pipe upstream, and that is the "
+                      "only thing that stops yes.")
     else:
         console.print(f"  yes ended with status {yes_status}.")
     console.print()
     if not quick:
-        run = shell.run("yes | grep y | head -n 3")
+        run = shell.run("yes | grep y | head -n 3", trace=True)       # traced for every stage's status
         _transcript(console, run)
         console.print(_status_table(run, "three stages: the closed pipe travels upstream"))
         console.print("  head leaves; grep's next SEND is refused (141), and grep's exit closes its input, so "

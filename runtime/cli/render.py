@@ -7,6 +7,8 @@ rich; the CLI and the demos call these."""
 from rich.table import Table
 from rich.text import Text
 
+from ..shell.pipeline import SIGPIPE_STATUS
+
 STATE_STYLE = {"RUNNING": "bold green", "RUNNABLE": "yellow", "WAITING": "cyan",
                "EXITED": "dim", "FAULTED": "bold red", "DYING": "red"}
 
@@ -58,12 +60,16 @@ def trace_tables(tracer, status):
     for ms, who, what in shown:
         timeline.add_row("" if ms is None else f"{ms:.2f}", who, what)
     stages = Table(title=f"stages (exit status of the pipeline: {status})", title_justify="left")
-    for col in ("tid", "pid", "command", "state", "cpu ms", "vol", "invol"):
+    for col in ("tid", "pid", "command", "state", "exit status", "cpu ms", "vol", "invol"):
         stages.add_column(col)
     names = dict(zip(tracer.pipeline.joined, tracer.pipeline.names))
+    statuses = tracer.pipeline.statuses
     for r in tracer.final_threads:
+        exit_status = statuses.get(r["tid"], "")
+        if exit_status == SIGPIPE_STATUS:
+            exit_status = "141 (broken pipe)"
         stages.add_row(str(r["tid"]), str(r["pid"]), names.get(r["tid"], r["name"]), state_text(r["state"]),
-                       f"{r['run_ms']:.1f}", str(r["voluntary"]), str(r["involuntary"]))
+                       str(exit_status), f"{r['run_ms']:.1f}", str(r["voluntary"]), str(r["involuntary"]))
     buffers = Table(title="bounded buffers between the stages", title_justify="left")
     for col in ("buffer", "between", "messages", "bytes", "peak fill", "sender waits", "receiver waits"):
         buffers.add_column(col)

@@ -135,9 +135,13 @@ class Traced:
     def write(self, data):
         t0 = time.monotonic_ns()
         try:
-            return self.end.write(data)
-        finally:
-            self.log.append((t0, time.monotonic_ns(), "SEND", len(data), self._fill()))
+            n = self.end.write(data)
+        except Exception as e:           # ReaderClosed: nobody reads any more (a broken pipe)
+            self.log.append((t0, time.monotonic_ns(), f"SEND refused ({type(e).__name__})", len(data),
+                             self._fill()))
+            raise
+        self.log.append((t0, time.monotonic_ns(), "SEND", len(data), self._fill()))
+        return n
 
     def read_view(self):
         t0 = time.monotonic_ns()
@@ -277,6 +281,7 @@ class Pipeline:
         self.names = []
         self.logs = {}        # tid -> SEND/RECEIVE log, when traced
         self.joined = []      # the stage tids, once wait() joined them
+        self.statuses = {}    # tid -> exit status, once wait() joined it (the shell's $? is the last)
         self.started_ns = time.monotonic_ns()
         n = len(commands)
         for _ in range(n - 1):
@@ -323,6 +328,7 @@ class Pipeline:
             except ThreadFailed as e:
                 sys.stderr.write(f"vos sh: {self.names[i]}: {e.exc_type}: {e.message}\n")
                 status = 1
+            self.statuses[tid] = status
         self.joined = self.tids
         self.tids = []
         self._free_buffers()

@@ -138,3 +138,27 @@ def test_ctrl_c_ends_the_pipeline_not_the_shell(tree):
     out, _ = proc.communicate(b"echo status $?\nexit\n", timeout=30)
     assert b"status 130" in out
     assert proc.returncode == 0
+
+
+def vos_trace(line, cwd):
+    return subprocess.run([sys.executable, "-m", "runtime", "sh", "--trace", "-c", line], cwd=cwd,
+                          capture_output=True, timeout=60, env={**ENV, "COLUMNS": "200"})
+
+
+def test_trace_shows_each_stage_its_states_and_the_buffer_traffic(tree):
+    out = vos_trace("ls -la | grep cse", tree)
+    text = out.stdout.decode()
+    assert out.returncode == 0
+    assert "cse101.txt" in text and "notes.txt" not in text
+    assert "(ls -la)" in text and "(grep cse)" in text          # the two stage threads
+    assert "SEND" in text and "RECEIVE" in text and "msgs in the buffer" in text
+    assert "RECEIVE: end of stream" in text                     # ls exited, its end closed
+    assert "ls -la | grep cse" in text                          # the buffer between the two stages
+    assert text.count("EXITED") >= 2
+
+
+def test_trace_shows_the_refused_send_and_every_stage_status(tree):
+    text = vos_trace("yes | head -n 1", tree).stdout.decode()
+    assert "SEND refused (ReaderClosed)" in text
+    assert "141 (broken pipe)" in text                          # yes, ended by the closed pipe
+    assert "exit status of the pipeline: 0" in text             # head's, the shell's $?
