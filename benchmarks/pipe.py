@@ -12,8 +12,9 @@ bytes: process start-up dominates).  Which pipelines the transport limits
 and which the programs is measured, not assumed: every stage also runs
 alone in vos with its input from a file (made by the real shell); no
 pipeline beats its slowest stage, nor its stages' total work spread over
-the CPUs, and where that bound is half the pipeline's time or more, the
-programs dominate (Python's grep is far slower than any transport).
+the CPUs, and where that bound is half the time of (b) or more, the
+programs dominate (Python's grep is far slower than any transport);
+elsewhere the kernel pipe of (b) is the bottleneck: the transport.
 
 vos's `cat FILE` reads each chunk straight into the bounded buffer
 (BufferWriter.send_into) and `wc -c` counts the chunks where they lie
@@ -218,16 +219,17 @@ def main(console, quick=False, runs=5):
                             times[w].append(time.perf_counter() - t0)
                     # Which is the bottleneck?  Each stage alone in vos, its input from a file
                     # (no pipe at all).  No pipeline can beat its slowest stage, nor the stages'
-                    # total work spread over the CPUs: where that bound is half of vos's time
-                    # or more, the programs dominate; otherwise the transport (or start-up) does.
+                    # total work spread over the CPUs: where that bound is half the time of the
+                    # same programs over os.pipe (b) or more, the programs dominate; otherwise
+                    # the transport does (or, for a few bytes, process start-up).
                     alone = [_timed(lambda: run_vos(session, f"{stage} < {path}" if path else stage), runs)
                              for stage, path in stages]
-                    share = max(max(alone), sum(alone) / CPUS) / median(times["vos"])
+                    share = max(max(alone), sum(alone) / CPUS) / median(times["pipe"])
                     if nbytes < 1e5:
                         what = "start-up dominates"
                     else:
                         what = "programs dominate" if share >= 0.5 else "transport-bound"
-                    note = f"{what} (the stages alone: {share:.0%} of vos's time)"
+                    note = f"{what}: the stages alone take {share:.0%} of (b)'s time"
                     if nbytes >= 1e5:            # bytes per second through the first link
                         value = {w: nbytes / median(ts) for w, ts in times.items()}
                         unit, higher = "B/s", True

@@ -16,7 +16,7 @@ from runtime import Kernel, arena, cleanup
 
 pytestmark = pytest.mark.timeout(60)
 CHILD = os.path.join(os.path.dirname(__file__), "kernel_child.py")
-METHODS = ["fork", "spawn"]
+METHODS = ["fork", "spawn", "forkserver"]
 
 
 def start(method):

@@ -13,7 +13,7 @@ from runtime.errors import (KernelError, NoSuchAddressSpace, NoSuchThread, NotPi
 from runtime.textbook import ALLOCATE_THREAD, DESTROY_THREAD, EXIT_THREAD
 
 pytestmark = pytest.mark.timeout(60)
-METHODS = ["fork", "spawn"]
+METHODS = ["fork", "spawn", "forkserver"]
 
 
 def double(x):
