@@ -371,6 +371,11 @@ class Buffers:
         for slot in range(self.max):
             if self._get(slot, E_STATE) != FREE:
                 _arena.unlink(self.segment_name(self._get(slot, E_ID)))
+        self.detach()
+
+    def detach(self):
+        """Unmap every side arena this process mapped (never removes one):
+        an observer (`vos top`) that read statistics, leaving."""
         for slot in list(self._rings):
             self._drop(slot)
 

@@ -178,6 +178,7 @@ class Kernel:
     def detach(self):
         """Unmap a view made by attach/attach_by_name (never removes anything)."""
         if self._owner_pid != os.getpid() and self.arena is not None:
+            self.buffers.detach()
             self.arena.close()
             self.arena = None
 

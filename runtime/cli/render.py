@@ -4,6 +4,7 @@ Pure functions from plain data (lists of dicts from `Kernel.thread_info()` and
 `Kernel.statistics()`) to rich renderables.  The runtime core never imports
 rich; the CLI and the demos call these."""
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +38,88 @@ def threads_table(rows, title="threads", processors=None, show_boot=False):
         t.add_row(str(r["tid"]), r["name"][:16], state_text(state), r["waits_for"], f"{r['run_ms']:.0f}",
                   str(r["voluntary"]), str(r["involuntary"]), str(r["faults"]), str(r["pid"]))
     return t
+
+
+def buffers_table(rows):
+    """One row per bounded buffer: fill now and at its peak, traffic, who waits."""
+    t = Table(title="bounded buffers", title_justify="left")
+    for col in ("buffer", "fill", "peak fill", "messages", "bytes", "blocked senders", "blocked receivers",
+                "sleeps (send/receive)", "state"):
+        t.add_column(col, justify="left" if col in ("buffer", "state") else "right")
+    for r in rows:
+        state = "deallocated" if r["deallocated"] else ("end of stream" if r["end_of_stream"] else
+                                                         "readers gone" if r["readers_gone"] else "open")
+        t.add_row(str(r["id"]), f"{r['fill']}/{r['n']} ({r['fill_bytes']} B)", f"{r['peak_fill']}/{r['n']}",
+                  str(r["sent"]), str(r["bytes_sent"]), str(r["blocked_senders"]), str(r["blocked_receivers"]),
+                  f"{r['send_waits']}/{r['receive_waits']}", state)
+    return t
+
+
+def locks_table(rows):
+    """One row per lock: holder, waiters, acquisitions, contention, owner deaths."""
+    t = Table(title="locks", title_justify="left")
+    for col in ("lock", "holder", "waiting", "acquisitions", "found it held", "owner died"):
+        t.add_column(col, justify="left" if col in ("lock", "waiting") else "right")
+    for r in rows:
+        holder = "free" if r["holder"] is None else f"thread {r['holder']}"
+        t.add_row(f"{r['id']} {r['name']!r}", holder, ", ".join(f"thread {w}" for w in r["waiters"]),
+                  str(r["acquisitions"]), str(r["contention"]), str(r["owner_died"]))
+    return t
+
+
+def eventcounts_table(stats):
+    """Eventcounts (count, who awaits which value) and sequencers (next ticket)."""
+    t = Table(title="eventcounts and sequencers", title_justify="left")
+    for col in ("name", "count / next ticket", "waiting (AWAIT value)", "sleeps", "wake-ups"):
+        t.add_column(col, justify="left" if col in ("name", "waiting (AWAIT value)") else "right")
+    for r in stats["eventcounts"]:
+        t.add_row(f"eventcount {r['id']} {r['name']!r}", str(r["count"]),
+                  ", ".join(f"thread {tid} > {v}" for tid, v in r["waiters"]), str(r["sleeps"]), str(r["wakes"]))
+    for r in stats["sequencers"]:
+        t.add_row(f"sequencer {r['id']} {r['name']!r}", str(r["next_ticket"]), "", "", "")
+    return t
+
+
+def memory_table(vm):
+    """Per address space: pages resident and in swap, the faults of each kind."""
+    t = Table(title=f"virtual memory: {vm['frames'] - vm['free_frames']}/{vm['frames']} frames in use, "
+                    f"policy {vm['policy']}, swap reads {vm['swap_reads']} / writes {vm['swap_writes']}",
+              title_justify="left")
+    for col in ("address space", "pages", "resident", "swapped", "demand-zero", "swap-in", "protection",
+                "segmentation", "evictions"):
+        t.add_column(col, justify="right")
+    for r in vm["address_spaces"]:
+        t.add_row(str(r["id"]), str(r["pages"]), str(r["resident"]), str(r["swapped"]), str(r["demand_zero_faults"]),
+                  str(r["swap_in_faults"]), str(r["protection_faults"]), str(r["segmentation_faults"]),
+                  str(r["evictions"]))
+    return t
+
+
+def kernel_view(stats, title):
+    """What `vos top` shows of a kernel.statistics() snapshot: the threads,
+    then each part that has something in it."""
+    names = {f"lock {r['id']}": f"lock {r['id']} {r['name']!r}" for r in stats["locks"]["locks"]}
+    names.update({f"eventcount {r['id']}": f"eventcount {r['id']} {r['name']!r}"
+                  for r in stats["eventcounts"]["eventcounts"]})
+    threads = [dict(r, waits_for=_named(r["waits_for"], names)) for r in stats["threads"]]
+    parts = [threads_table(threads, title, stats["processors"], show_boot=True)]
+    if stats["buffers"]:
+        parts.append(buffers_table(stats["buffers"]))
+    if stats["locks"]["locks"]:
+        parts.append(locks_table(stats["locks"]["locks"]))
+    if stats["eventcounts"]["eventcounts"] or stats["eventcounts"]["sequencers"]:
+        parts.append(eventcounts_table(stats["eventcounts"]))
+    if stats["vm"]["address_spaces"]:
+        parts.append(memory_table(stats["vm"]))
+    return Group(*parts)
+
+
+def _named(waits_for, names):
+    """'lock 3' -> "lock 3 'accounts'"; 'eventcount 1 > 5' -> "eventcount 1 'items' > 5"."""
+    for key, name in names.items():
+        if waits_for == key or waits_for.startswith(key + " "):
+            return name + waits_for[len(key):]
+    return waits_for
 
 
 def kernels_table(kernels):

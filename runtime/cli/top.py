@@ -1,4 +1,7 @@
-"""`vos top [ARENA]`: watch the threads of a running kernel, live.
+"""`vos top [ARENA]`: watch a running kernel, live: its threads (state, what
+each waits for, CPU time, switches), bounded buffers (fill, traffic, who is
+blocked), locks, eventcounts and sequencers, and virtual memory per address
+space.
 
 Reads the kernel's tables straight from shared memory without taking any
 lock, so it works even when the kernel's threads are wedged (deadlocked,
@@ -10,7 +13,7 @@ from rich.live import Live
 
 from .. import arena
 from ..kernel import Kernel
-from .render import kernels_table, threads_table
+from .render import kernel_view, kernels_table
 
 
 def add_parser(sub):
@@ -56,11 +59,11 @@ def run(args, console):
     title = f"kernel {k.arena.name}"
     try:
         if args.once:
-            console.print(threads_table(k.thread_info(), title, k.statistics()["processors"], show_boot=True))
+            console.print(kernel_view(k.statistics(), title))
             return 0
         with Live(console=console, refresh_per_second=max(1, int(1 / args.interval))) as live:
             while k.alive():
-                live.update(threads_table(k.thread_info(), title, k.statistics()["processors"], show_boot=True))
+                live.update(kernel_view(k.statistics(), title))
                 time.sleep(args.interval)
         console.print("the kernel has ended")
         return 0
