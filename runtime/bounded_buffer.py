@@ -512,11 +512,13 @@ class BoundedBuffer:
 
     def send_into(self, size, fill, timeout=None):
         """SEND with no copy: fill(view) writes the message straight into the
-        ring (a writable memoryview of `size` bytes, valid during the call)
-        and returns how many bytes it wrote; those are published as one raw
-        message (0: nothing is sent).  Returns that count.  For example
-        `buffer.send_into(65536, file.readinto)` moves a file's next chunk
-        into the buffer with the one copy the read itself makes."""
+        ring (a writable memoryview of `size` bytes, at most the capacity,
+        valid during the call only) and returns how many bytes it wrote;
+        those are published as one raw message (0: nothing is sent).
+        Returns that count.  For example `buffer.send_into(65536,
+        file.readinto)` moves a file's next chunk into the buffer with the
+        one copy the read itself makes.  fill must not SEND on this buffer
+        (DeadlockError); other buffers are fine."""
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
@@ -758,8 +760,9 @@ class BufferReader(_End):
 
     def read_view(self):
         """The next piece of the stream with no copy: a read-only memoryview
-        into the buffer (as receive_view), valid until the next read on this
-        end; b"" at end of stream."""
+        into the buffer (as receive_view), valid until this thread's next
+        receive or read of this buffer, release() or close(); b"" at end of
+        stream."""
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()

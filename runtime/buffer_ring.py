@@ -108,8 +108,13 @@ unlinked by DEALLOCATE or at kernel shutdown).  Native 64-bit words:
     320    16*n  entries      entry k mod n = (start, meta); send-lock holder, before `in`
      D  2*capacity  bytes     message k at D + start_k mod capacity, contiguous
 
-Lock order: a thread holds at most one side lock of one buffer at a time
-(a zero-copy lease keeps the receive lock between calls; it takes no other).
+Lock order: the runtime never waits for a side lock while it holds another.
+Two things keep a side lock while the thread goes on: a zero-copy lease
+keeps the receive lock between calls, and send_into runs the caller's fill
+inside the send lock, where it may call other buffers (a wait there is the
+caller's, as with any lock held across a call).  Both say "inside" in a busy
+word of their own (1..7), so that word 0 stays free for the calls made
+meanwhile.  A fill that SENDs on its own buffer is refused (DeadlockError).
 """
 
 import ctypes
@@ -128,8 +133,8 @@ from contextlib import ExitStack
 from . import atomics
 from . import mutex
 from .atomics import SEQ_CST, c_arg, compare_exchange_p, load_raw
-from .errors import (BufferDeallocated, EndOfStream, MessageTooLarge, OutOfResources, ReaderClosed,
-                     StreamClosed, WouldBlock)
+from .errors import (BufferDeallocated, DeadlockError, EndOfStream, MessageTooLarge, OutOfResources,
+                     ReaderClosed, StreamClosed, WouldBlock)
 from .threads import RUNNING as _RUNNING, WAIT_RECEIVE, WAIT_SEND
 
 MAGIC = b"VOSRING1"
@@ -265,6 +270,14 @@ def encode(message):
     return _dumps(message, 5), PICKLED
 
 
+def _unpickled(messages, metas):
+    """messages with each pickled one (by its entry's meta) unpickled, in place."""
+    for idx, meta in enumerate(metas[:len(messages)]):
+        if meta >> KIND_SHIFT:
+            messages[idx] = _loads(messages[idx])
+    return messages
+
+
 class _Side:
     """What the slow paths need to know about one side's lock."""
     __slots__ = ("p", "addr", "key", "sleep_cell", "wait_kind", "died_off", "name")
@@ -314,6 +327,7 @@ class Ring:
         self.ctx = None
         self.tid = -1
         self.mine = -1
+        self.mine_tx = -1                     # what the send fast path compares: mine, or -1 during a fill
         self.keep_tx = self.keep_rx = -1      # the word a side leaves in place on exit (-1: free it)
         self.eager_tx = self.eager_rx = 0
         # Process-private knowledge; the counters only grow, so these stay safe bounds.
@@ -335,7 +349,7 @@ class Ring:
                                  "need; boot the Kernel with buffer_bias=False")
         self.ctx = ctx
         self.tid = ctx.tid
-        self.mine = mutex.encode(ctx.tid)
+        self.mine = self.mine_tx = mutex.encode(ctx.tid)
         self.keep_tx = self.keep_rx = self.mine if self.biased else -1
         self.eager_tx = self.eager_rx = 0
         self.lease = 0                        # a forked child holds none of its parent's leases
@@ -364,7 +378,7 @@ class Ring:
             raise self._too_large(size)
         c_busy = self.c_busy
         c_busy.value = self.x_tx
-        if self.c_slock.value != self.mine:
+        if self.c_slock.value != self.mine_tx:
             timeout = self._enter(self.tx, timeout, nowait)
         try:
             if self.c_flags.value & SEND_STOP:
@@ -391,19 +405,21 @@ class Ring:
 
     def send_into(self, size, fill, timeout=None):
         """SEND a raw message written in place, with no copy: wait until `size`
-        bytes fit, call fill(view) with a writable memoryview of those bytes
-        inside the ring, and publish the first n bytes as one message, where
-        n = fill(view) (0 <= n <= size; 0 publishes nothing).  Returns n.
-        The view is valid only during fill, which runs inside the send side:
-        other senders wait meanwhile.  If fill raises, nothing was published
-        (write, then publish).  Raises as send."""
-        if not 0 < size <= self.capacity:
-            if size > self.capacity:
-                raise self._too_large(size)
+        bytes fit (at most the capacity), call fill(view) with a writable
+        memoryview of those bytes inside the ring, and publish the first n
+        bytes as one message, where n = fill(view) (0 <= n <= size; 0
+        publishes nothing).  Returns n.  The view is valid only during fill,
+        which runs inside the send side: other senders wait meanwhile.  fill
+        may use other buffers (this thread's busy word 0 is theirs while it
+        runs: a busy word of its own says "inside"), but a SEND on this one
+        would write over the message being made: DeadlockError.  If fill
+        raises, nothing was published (write, then publish).  Raises as send."""
+        if type(size) is not int or size < 1:
             raise ValueError(f"send_into needs a size of at least 1 byte, not {size!r}")
+        size = min(size, self.capacity)
         c_busy = self.c_busy
         c_busy.value = self.x_tx
-        if self.c_slock.value != self.mine:
+        if self.c_slock.value != self.mine_tx:
             timeout = self._enter(self.tx, timeout, False)
         try:
             if self.c_flags.value & SEND_STOP:
@@ -414,8 +430,17 @@ class Ring:
             if i >= self.lim_in or start + size > self.lim_bytes:
                 self._wait_space(i, start, size, timeout, False)
             at = self.data + start % self.capacity
-            with self.arena.buf[at:at + size] as view:
-                n = fill(view)
+            inside, j = self._claim_busy_word()
+            inside.value = self.x_tx             # "inside" in a word of its own, while fill runs ...
+            c_busy.value = 0                     # ... so that calls fill makes can use word 0
+            self.mine_tx = -1                    # a SEND on this buffer from fill: _enter refuses it
+            try:
+                with self.arena.buf[at:at + size] as view:
+                    n = fill(view)
+            finally:
+                self.mine_tx = self.mine
+                c_busy.value = self.x_tx
+                self._free_busy_word(inside, j)
             if type(n) is not int or not 0 <= n <= size:
                 raise ValueError(f"send_into: fill returned {n!r}, not a byte count from 0 to {size}")
             if n:
@@ -458,7 +483,7 @@ class Ring:
         sent = 0
         c_busy = self.c_busy
         c_busy.value = self.x_tx
-        if self.c_slock.value != self.mine:
+        if self.c_slock.value != self.mine_tx:
             timeout = self._enter(self.tx, timeout, False)
         try:
             if self.c_flags.value & SEND_STOP:
@@ -566,9 +591,12 @@ class Ring:
 
         The entries are read as one array; copies are consumed (`out`
         stored, a sleeping sender woken) every quarter of the capacity, so
-        that senders refill the ring while a large batch is copied out."""
+        that senders refill the ring while a large batch is copied out.  An
+        exception after some of them were consumed carries them as
+        `.received` (nothing is lost to the caller)."""
         if max_messages is not None and max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, not {max_messages!r}")
+        o, out, metas = -1, [], ()
         c_busy = self.c_busy
         if self.lease:
             self._end_lease()
@@ -596,7 +624,6 @@ class Ring:
                 src = self.arena.buf.toreadonly()
             else:
                 src = mm
-            out = []
             raw = max(metas) <= LENGTH           # no pickled message among them
             piece = cap if views else max(1, cap // 4)
             j = 0
@@ -607,6 +634,7 @@ class Ring:
                 j = m
                 if not views and j < k:          # consume what is copied: the senders refill it
                     c_out.value = o + j
+                    self._fast_side_fence()
                     if self.c_ssleep.value:
                         self._wake(self.p_txseq)
             if views:
@@ -615,8 +643,11 @@ class Ring:
                 c_busy.value = 0                 # ... so that word 0 is free for other calls
             else:
                 c_out.value = o + k
-        except BaseException:
+        except BaseException as e:
+            taken = self.c_out.value - o if o >= 0 and not views else 0    # read while still inside
             self._abandon(self.rx)
+            if taken > 0:                        # part of a large batch was consumed: hand it over
+                e.received = _unpickled(out[:taken], metas)
             raise
         if not views:
             c_busy.value = 0
@@ -624,11 +655,7 @@ class Ring:
                 self._exit(self.rx)
             if self.c_ssleep.value:
                 self._wake(self.p_txseq)
-        if not raw:
-            for idx, meta in enumerate(metas):
-                if meta >> KIND_SHIFT:
-                    out[idx] = _loads(out[idx])
-        return out
+        return out if raw else _unpickled(out, metas)
 
     def receive_view(self, timeout=None, nowait=False):
         """Zero-copy RECEIVE: a read-only memoryview of the message inside the
@@ -669,6 +696,7 @@ class Ring:
         died = contended = timed_out = False
         stack = None
         yields = _YIELDS
+        fenced = None                            # the word our last membarrier checked the holder under
         try:
             while True:
                 w = load_raw(p, SEQ_CST)
@@ -678,6 +706,9 @@ class Ring:
                         died = bool(w & _DIED)
                         break
                     continue
+                if h == tid + 1 and side is self.tx and self.mine_tx != mine:
+                    raise DeadlockError(f"bounded buffer {self.id}: a SEND from inside send_into's fill on "
+                                        "the same buffer would write over the message being made")
                 if h == tid + 1:                             # kept by us, and someone asked: hand it on
                     if compare_exchange_p(p, c_arg(w), 0) == w and w & _WAITERS:
                         atomics.futex_wake_p(p, 1)
@@ -689,8 +720,9 @@ class Ring:
                     if compare_exchange_p(p, c_arg(w), c_arg(w | _WAITERS)) != w:
                         continue
                     w |= _WAITERS
-                if self.biased:
-                    _membarrier()                            # the holder's fence (module doc)
+                if self.biased and w != fenced:             # (the same word: the holder was inside and
+                    _membarrier()                            # will see WAITERS on its way out)
+                    fenced = w                               # the holder's fence (module doc)
                     if key not in self._busy_of(holder):     # outside: take the word over
                         if compare_exchange_p(p, c_arg(w), c_arg(mine | _WAITERS)) == w:
                             break
@@ -764,23 +796,29 @@ class Ring:
         else:
             self.eager_rx, self.keep_rx = _EAGER_OPS, -1
 
-    def _claim_lease_word(self):
-        if self.lease_word is not None:
-            return
+    def _claim_busy_word(self):
+        """One of this thread's busy words 1..7, to say "inside" between calls
+        (a zero-copy lease) or while user code runs inside (send_into's fill),
+        leaving word 0 to the calls made meanwhile.  (cell, index)."""
         used = _lease_words.setdefault(self.ctx, set())
         for j in range(1, BUSY_WORDS):
             if j not in used:
                 used.add(j)
-                self.lease_word = _cell(self.busy_line + 8 * j)
-                self.lease_index = j
-                return
-        raise OutOfResources(f"thread {self.tid} keeps views into {BUSY_WORDS - 1} buffers already: "
-                             "release() some")
+                return _cell(self.busy_line + 8 * j), j
+        raise OutOfResources(f"thread {self.tid} is inside {BUSY_WORDS - 1} buffers already (zero-copy views "
+                             "or send_into fills): release() some")
+
+    def _free_busy_word(self, cell, j):
+        cell.value = 0
+        _lease_words.get(self.ctx, set()).discard(j)
+
+    def _claim_lease_word(self):
+        if self.lease_word is None:
+            self.lease_word, self.lease_index = self._claim_busy_word()
 
     def _free_lease_word(self):
         if self.lease_word is not None:
-            self.lease_word.value = 0
-            _lease_words.get(self.ctx, set()).discard(self.lease_index)
+            self._free_busy_word(self.lease_word, self.lease_index)
             self.lease_word = None
 
     def _abandon(self, side):

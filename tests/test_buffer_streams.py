@@ -11,7 +11,7 @@ import pytest
 
 from runtime import Kernel
 from runtime.bounded_buffer import BufferReader, BufferWriter
-from runtime.errors import (BufferDeallocated, EndOfStream, MessageTooLarge, OutOfResources, ReaderClosed,
+from runtime.errors import (BufferDeallocated, DeadlockError, EndOfStream, OutOfResources, ReaderClosed,
                             StreamClosed, ThreadFailed)
 from runtime.textbook import (ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, DEALLOCATE_BOUNDED_BUFFER,
                               DESTROY_THREAD, RECEIVE, SEND)
@@ -353,14 +353,57 @@ def test_send_into_publishes_what_fill_wrote_and_nothing_when_it_fails():
             b.send_into(100, lambda view: 1 // 0)               # write, then publish: nothing published
         with pytest.raises(ValueError, match="fill returned"):
             b.send_into(100, lambda view: 101)
-        with pytest.raises(MessageTooLarge):
-            b.send_into(1025, fill)
         with pytest.raises(ValueError):
             b.send_into(0, fill)
         b.send(b"after")                                        # the send side was left free
         assert [b.receive(), b.receive()] == [b"hello", b"after"]
         assert b.statistics()["sent"] == 2
         b._check_invariants()
+
+
+def send_one(b, message):
+    b.send(message)
+    return "sent"
+
+
+@pytest.mark.parametrize("biased", [True, False], ids=["biased", "eager"])
+def test_a_fill_that_uses_another_buffer_still_keeps_other_senders_out(biased):
+    """fill runs inside the send side; a call it makes on another buffer must
+    not make the thread look outside (another sender would write message i too)."""
+    with Kernel(buffer_bias=biased) as k:
+        a, log = ALLOCATE_BOUNDED_BUFFER(8, capacity=1024), ALLOCATE_BOUNDED_BUFFER(8)
+        second = []
+
+        def fill(view):
+            log.send(b"filling")                                # another buffer, from inside
+            second.append(ALLOCATE_THREAD(send_one, k.address_space, a, b"SECOND"))
+            wait_for(lambda: waiting_on(k, second[0], f"send {a.id}"))   # it waits: we are inside
+            view[:5] = b"FIRST"
+            return 5
+        assert a.send_into(16, fill) == 5
+        assert k.join(second[0], timeout=30) == "sent"
+        assert [a.receive(), a.receive()] == [b"FIRST", b"SECOND"]
+        assert log.receive() == b"filling"
+
+
+def test_a_fill_that_sends_on_its_own_buffer_is_refused():
+    with Kernel():
+        a = ALLOCATE_BOUNDED_BUFFER(8, capacity=1024)
+
+        def fill(view):
+            a.send(b"NESTED")                                   # would write over this very message
+            return 0
+        with pytest.raises(DeadlockError, match="send_into's fill"):
+            a.send_into(16, fill)
+        a.send(b"after")                                        # nothing published, the side is free
+        assert a.receive() == b"after" and a.statistics()["sent"] == 1
+
+
+def test_send_into_reserves_at_most_the_capacity():
+    with Kernel():
+        a = ALLOCATE_BOUNDED_BUFFER(4, capacity=100)
+        assert a.send_into(1 << 20, lambda view: len(view)) == 100
+        assert len(a.receive()) == 100
 
 
 def test_read_view_after_a_partial_read_and_at_end_of_stream():

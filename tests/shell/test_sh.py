@@ -55,6 +55,15 @@ def test_same_output_and_status_as_the_real_shell(tree, line):
     assert ours.returncode == theirs.returncode
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc/self/mem (reads fail with EIO)")
+def test_a_read_error_of_cat_into_a_pipe_is_reported_like_gnu_cat(tree):
+    """cat reads straight into the bounded buffer (readinto): a read error is
+    still cat's diagnostic and status 1, not a crash."""
+    ours = vos_sh("cat /proc/self/mem | wc -c; cat /proc/self/mem > /dev/null; echo $?", tree)
+    assert ours.stdout == b"0\n1\n"
+    assert ours.stderr.count(b"cat: /proc/self/mem: Input/output error") == 2
+
+
 def test_redirections(tree):
     assert vos_sh("grep cse notes.txt > out.txt; echo more >> out.txt; wc -l < out.txt", tree).stdout == b"68\n"
     assert (tree / "out.txt").read_text().endswith("more\n")

@@ -344,9 +344,9 @@ class InputError(Exception):
 class _StdinReader:
     def __init__(self, reader):
         self._reader = reader
-        for zero_copy in ("read_view", "readinto"):      # what the end offers (iter_chunks, copy_stream)
-            method = getattr(reader, zero_copy, None)
-            if method is not None:
+        for zero_copy in ("read_view", "readinto"):      # what the end offers (iter_chunks, copy_stream),
+            method = getattr(reader, zero_copy, None)     # unless this class wraps it (InputError)
+            if method is not None and not hasattr(type(self), zero_copy):
                 setattr(self, zero_copy, method)
 
     def read(self, n: int = -1) -> bytes:
