@@ -94,7 +94,8 @@ def _paging_worker(me, npages, rounds):
 
 
 @pytest.mark.timeout(120)
-def test_a_kernel_booted_outside_the_main_thread_pages_correctly():
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_kernel_booted_outside_the_main_thread_pages_correctly():   # (Python 3.12+ warns: fork from a thread)
     """Thread 0 then cannot take the shootdown interrupt: it caches no translation."""
     result = {}
 
