@@ -64,10 +64,15 @@ consistent with each other (ARMv8's RCsc).  Why that is enough for vos:
     that happened before the write it is compared with.
 
 Plain `struct.unpack_from` or memoryview reads of an aligned word are single
-loads (never torn on either architecture) but carry no ordering; the runtime
-uses them only for statistics and for hints (spin loops) that are confirmed
-with an atomic operation before anything is concluded.  `fence()` is a full
-seq-cst fence for code that must order plain accesses.
+loads (never torn on either architecture).  On ARM64 they carry no ordering;
+on x86-64 (`TSO` below) every plain load is an acquire load -- TSO never lets
+a later load pass an earlier one, and stores become visible in program
+order -- so a count read plainly there is as good as `load` for concluding
+"the ADVANCE happened, and everything written before it is visible" (AWAIT's
+fast path).  The runtime uses plain reads for that on x86-64 only, and for
+statistics and hints (spin loops) that elsewhere are confirmed with an
+atomic operation before anything is concluded.  `fence()` is a full seq-cst
+fence for code that must order plain accesses (a store then a load).
 
 Blocking.  `futex_wait(addr, expected, timeout)` sleeps in the host kernel
 while the low 32 bits of the word still equal `expected`; `futex_wake(addr, n)`
@@ -92,6 +97,8 @@ import os
 import platform
 import sys
 import time
+
+TSO = platform.machine() in ("x86_64", "AMD64")   # plain aligned loads are acquire loads (doc above)
 
 from .errors import OutOfResources
 

@@ -167,7 +167,7 @@ _EAGER_OPS = 64                  # after contention, free the lock on every exit
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _MULTICORE = _CPUS > 1
 _YIELDS = 8                      # sched_yield()s a lock asker tries before it sleeps
-_TSO = platform.machine() in ("x86_64", "AMD64")
+_TSO = atomics.TSO
 _now = time.monotonic
 
 

@@ -90,6 +90,8 @@ _SPIN = 400 if (os.cpu_count() or 1) > 1 else 0
 _MIN_SPIN = 8
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _i64 = struct.Struct("<q")
+_TSO = atomics.TSO
+_QWORD, _QRECORD = (HEADER - RECORD + R_WORD) // 8, RECORD // 8    # eventcount i's word: _q[_QWORD + i * _QRECORD]
 
 
 def _ctx():
@@ -272,9 +274,11 @@ class EventcountTable:
         return p
 
     def _ec(self, ec):
+        """The prepared pointer of eventcount ec (TypeError for another kind
+        of handle, NoSuchObject for an unknown one)."""
         try:
-            p = self._ec_ptrs[ec.id]
-        except (AttributeError, IndexError):
+            p = self._ec_ptrs[ec.id] if type(ec) is Eventcount else None
+        except IndexError:
             p = None
         return p if p is not None else self._pointer(ec, EVENTCOUNT)
 
@@ -307,7 +311,12 @@ class EventcountTable:
     def advance(self, ec):
         """ADVANCE: add one; wake exactly the sleepers whose value is now exceeded.
         Never blocks."""
-        p = self._ec(ec)
+        try:                                      # self._ec(ec), inlined: the hot path
+            p = self._ec_ptrs[ec.id] if type(ec) is Eventcount else None
+        except IndexError:
+            p = None
+        if p is None:
+            p = self._pointer(ec, EVENTCOUNT)     # checks the handle, once per process
         old = fetch_add_raw(p, 1, SEQ_CST)
         if old >= SLEEPER:  # somebody sleeps on this word
             atomics.futex_wake_bitset(p, 1 << ((old & COUNT) % 32))
@@ -317,8 +326,16 @@ class EventcountTable:
         """AWAIT: return once READ(ec) > value.  Blocks without burning a
         processor (after a short spin when it has a core of its own).
         TimeoutError after `timeout` seconds."""
-        p = self._ec(ec)
-        if (load_raw(p, SEQ_CST) & COUNT) > value:
+        try:                                      # self._ec(ec), inlined: the hot path
+            p = self._ec_ptrs[ec.id] if type(ec) is Eventcount else None
+        except IndexError:
+            p = None
+        if p is None:
+            p = self._pointer(ec, EVENTCOUNT)     # checks the handle, once per process
+        if _TSO:                                  # a plain load is an acquire load (atomics.py)
+            if (self._q[_QWORD + ec.id * _QRECORD] & COUNT) > value:
+                return
+        elif (load_raw(p, SEQ_CST) & COUNT) > value:
             return
         self._await_slow(ec, p, value, timeout)
 
@@ -338,7 +355,7 @@ class EventcountTable:
             q = self._q
             qi = (self._rec(ec.id) - self.base) // 8
             for _ in range(budget):
-                if (q[qi] & COUNT) > value and (load_raw(p, SEQ_CST) & COUNT) > value:  # hint, then confirm
+                if (q[qi] & COUNT) > value and (_TSO or (load_raw(p, SEQ_CST) & COUNT) > value):  # hint, confirm
                     self._budget = min(self.spin, budget * 2)
                     return
             self._budget = max(_MIN_SPIN, budget // 2)
@@ -374,20 +391,20 @@ class EventcountTable:
     def ticket(self, seq):
         """TICKET: the next number, 0, 1, 2, ..., each exactly once."""
         try:
-            p = self._seq_ptrs[seq.id]
-        except (AttributeError, IndexError):
+            p = self._seq_ptrs[seq.id] if type(seq) is Sequencer else None
+        except IndexError:
             p = None
         if p is None:
-            p = self._pointer(seq, SEQUENCER)
+            p = self._pointer(seq, SEQUENCER)     # checks the handle, once per process
         return fetch_add_raw(p, 1, SEQ_CST)
 
     def next_ticket(self, seq):
         try:
-            p = self._seq_ptrs[seq.id]
-        except (AttributeError, IndexError):
+            p = self._seq_ptrs[seq.id] if type(seq) is Sequencer else None
+        except IndexError:
             p = None
         if p is None:
-            p = self._pointer(seq, SEQUENCER)
+            p = self._pointer(seq, SEQUENCER)     # checks the handle, once per process
         return load_raw(p, SEQ_CST)
 
     # --- statistics ------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from runtime import Kernel
 from runtime.errors import NoSuchObject, OutOfResources, WouldBlock
 from runtime.eventcounts import Eventcount, Sequencer
-from runtime.textbook import (ADVANCE, ALLOCATE_EVENTCOUNT, ALLOCATE_SEQUENCER, ALLOCATE_THREAD, AWAIT,
+from runtime.textbook import (ADVANCE, ALLOCATE_EVENTCOUNT, ALLOCATE_LOCK, ALLOCATE_SEQUENCER, ALLOCATE_THREAD, AWAIT,
                               DESTROY_THREAD, READ, TICKET)
 
 pytestmark = pytest.mark.timeout(60)
@@ -237,6 +237,24 @@ def test_a_ticket_lock_serves_in_ticket_order():
 
 
 # --- misuse -----------------------------------------------------------------------
+
+def test_a_handle_of_another_kind_is_refused_even_when_its_number_is_in_use():
+    """Locks, eventcounts and sequencers are numbered from 1 each: lock 1 must
+    not ADVANCE eventcount 1, nor lock 2 take a ticket of sequencer 2, once
+    this process has those pointers at hand."""
+    with Kernel() as k:
+        ec, seq = ALLOCATE_EVENTCOUNT(), ALLOCATE_SEQUENCER()
+        locks = [ALLOCATE_LOCK(), ALLOCATE_LOCK()]
+        assert (ec.id, seq.id) == (locks[0].id, locks[1].id)
+        ADVANCE(ec)
+        assert TICKET(seq) == 0                  # both pointers prepared in this process now
+        for misuse in (lambda: ADVANCE(locks[0]), lambda: AWAIT(locks[0], 5), lambda: READ(locks[0]),
+                       lambda: TICKET(locks[1])):
+            with pytest.raises(TypeError):
+                misuse()
+        assert READ(ec) == 1 and TICKET(seq) == 1
+        k._check_invariants()
+
 
 def test_misuse_is_refused():
     with Kernel(max_eventcounts=3) as k:
