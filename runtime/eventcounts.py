@@ -344,7 +344,6 @@ class EventcountTable:
             raise TypeError(f"AWAIT needs an int value, not {type(value).__name__} {value!r}")
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
-        ctx = _context.current()
         k = self.kernel
         budget = self._budget
         if budget and not k.processors.contended():
@@ -353,12 +352,13 @@ class EventcountTable:
             # the next one (the advancer shares our core, spinning only delays
             # it); a spin that succeeds doubles it, up to the configured spin.
             q = self._q
-            qi = (self._rec(ec.id) - self.base) // 8
+            qi = _QWORD + ec.id * _QRECORD
             for _ in range(budget):
                 if (q[qi] & COUNT) > value and (_TSO or (load_raw(p, SEQ_CST) & COUNT) > value):  # hint, confirm
                     self._budget = min(self.spin, budget * 2)
                     return
             self._budget = max(_MIN_SPIN, budget // 2)
+        ctx = _context.current()
         deadline = None if timeout is None else time.monotonic() + timeout
         bits = 1 << (value % 32)
         shown = min(max(value, _I64_MIN), _I64_MAX)

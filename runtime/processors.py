@@ -118,8 +118,10 @@ class Processors:
 
     def contended(self):
         """Does some thread wait for a processor?  A lock-free hint."""
+        if not self.limited:
+            return False
         tickets, releases = struct.unpack_from("<qq", self.buf, self.base)
-        return self.limited and tickets > self.m + releases
+        return tickets > self.m + releases
 
     def release_for_dead(self, tid):
         """A burier gives back whatever processor or ticket a dead thread had."""
