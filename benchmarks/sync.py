@@ -6,6 +6,8 @@ Rows (each against its peer in the same run; medians of `runs` repetitions):
     although ours also records its holder (owner-died recovery) and counts
     acquisitions.
   * the same through the Pythonic twins: `with lock:` vs `with mp_lock:`.
+  * the floor of this design: the fast path's two compare-and-swaps through
+    ctypes on a lock's word, with no Python around them, vs mp.Lock.
   * two VPs hammering one lock (ACQUIRE + RELEASE in a loop, started together)
     vs two processes hammering one multiprocessing.Lock: acquisitions per second.
   * AWAIT/ADVANCE ping-pong between two VPs vs a one-byte ping-pong over two
@@ -24,7 +26,7 @@ import multiprocessing
 import os
 import time
 
-from runtime import Kernel, atomics
+from runtime import Kernel, atomics, mutex
 from runtime.textbook import (ACQUIRE, ADVANCE, ALLOCATE_EVENTCOUNT, ALLOCATE_LOCK, ALLOCATE_SEQUENCER,
                               ALLOCATE_THREAD, AWAIT, RELEASE, TICKET)
 
@@ -162,6 +164,18 @@ def _loop_mp_with(lock, n):
     return time.perf_counter() - t0
 
 
+def _loop_two_cas(p, n):
+    """The floor under ACQUIRE + RELEASE: the two compare-and-swaps of its fast
+    path on a lock's word (taken by thread 0 and freed), and nothing else."""
+    mine = atomics.c_arg(mutex.encode(0))
+    cas = atomics.compare_exchange_p
+    t0 = time.perf_counter()
+    for _ in range(n):
+        cas(p, 0, mine)
+        cas(p, mine, 0)
+    return time.perf_counter() - t0
+
+
 def _loop_tickets(seq, n):
     t0 = time.perf_counter()
     for _ in range(n):
@@ -189,8 +203,10 @@ def main(console, quick=False, runs=5):
         seq = ALLOCATE_SEQUENCER("bench")
 
         # Interleave ours and the peer's in every run, so that both see the same machine.
-        a, b, c, d, e, f = [], [], [], [], [], []
+        floor_word, _ = k.locks._prepare(ALLOCATE_LOCK("floor"))
+        a, b, c, d, e, f, g = [], [], [], [], [], [], []
         for _ in range(runs):
+            g.append(_loop_two_cas(floor_word, n_fast) / n_fast)
             a.append(_loop_textbook(lock, n_fast) / n_fast)
             b.append(_loop_mp(peer_lock, n_fast) / n_fast)
             c.append(_loop_with(lock, n_fast) / n_fast)
@@ -201,6 +217,8 @@ def main(console, quick=False, runs=5):
                         higher_is_better=False, goal=1 / 3, note=f"CAS: {atomics.CAS_IMPLEMENTATION}"))
         rows.append(Row("uncontended `with lock:`", "s", median(c), "`with mp.Lock():`", median(d),
                         higher_is_better=False, goal=1 / 3))
+        rows.append(Row("the floor: two ctypes CAS, nothing else", "s", median(g), "mp.Lock acquire + release",
+                        median(b), higher_is_better=False, note="what any ACQUIRE + RELEASE of this design costs"))
 
         hv, hp = [], []
         for _ in range(runs):
