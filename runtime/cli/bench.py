@@ -21,12 +21,12 @@ def add_parser(sub):
 
 def run(args, console):
     names = _all()
+    if not console.is_terminal:                  # a file or a pipe: keep the table's rows on one line
+        console.width = max(console.width, 160)
     if not args.name:
         for n in names:
             console.print(f"  [bold]{n:8}[/] {importlib.import_module(f'benchmarks.{n}').TITLE}")
         return 0
-    if not console.is_terminal:                  # a file or a pipe: keep the table's rows on one line
-        console.width = max(console.width, 160)
     chosen = names if args.name == "all" else [args.name]
     for n in chosen:
         if n not in names:

@@ -17,7 +17,7 @@ from .render import kernel_view, kernels_table
 
 
 def add_parser(sub):
-    p = sub.add_parser("top", help="watch the threads of a running kernel", description=__doc__)
+    p = sub.add_parser("top", help="watch a running kernel: threads, buffers, locks, eventcounts, memory", description=__doc__)
     p.add_argument("arena", nargs="?", help="the kernel's arena name (default: the only running kernel)")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between refreshes")
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
