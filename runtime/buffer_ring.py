@@ -417,16 +417,9 @@ class Ring:
         if type(size) is not int or size < 1:
             raise ValueError(f"send_into needs a size of at least 1 byte, not {size!r}")
         size = min(size, self.capacity)
+        i, start, timeout = self._enter_send(timeout, False)
         c_busy = self.c_busy
-        c_busy.value = self.x_tx
-        if self.c_slock.value != self.mine_tx:
-            timeout = self._enter(self.tx, timeout, False)
         try:
-            if self.c_flags.value & SEND_STOP:
-                self._refuse_send()
-            c_in = self.c_in
-            i = c_in.value
-            start = self.tx_head if i == self.tx_i else self._head(i)
             if i >= self.lim_in or start + size > self.lim_bytes:
                 self._wait_space(i, start, size, timeout, False)
             at = self.data + start % self.capacity
@@ -445,16 +438,12 @@ class Ring:
                 raise ValueError(f"send_into: fill returned {n!r}, not a byte count from 0 to {size}")
             if n:
                 _entry.pack_into(self.mm, self.ents + i % self.n * ENTRY, start, n)
-                c_in.value = i + 1               # publish
+                self.c_in.value = i + 1          # publish
                 self.tx_i, self.tx_head = i + 1, start + n
         except BaseException:
             self._abandon(self.tx)
             raise
-        c_busy.value = 0
-        if self.c_slock.value != self.keep_tx:
-            self._exit(self.tx)
-        if n and self.c_rsleep.value:
-            self._wake(self.p_rxseq)
+        self._leave_send(n)
         return n
 
     def send_many(self, messages, timeout=None):
@@ -481,16 +470,9 @@ class Ring:
         if max(sizes) > cap:
             raise self._too_large(max(sizes))
         sent = 0
-        c_busy = self.c_busy
-        c_busy.value = self.x_tx
-        if self.c_slock.value != self.mine_tx:
-            timeout = self._enter(self.tx, timeout, False)
+        i, start, timeout = self._enter_send(timeout, False)
         try:
-            if self.c_flags.value & SEND_STOP:
-                self._refuse_send()
             c_in, mm, ents, n, base = self.c_in, self.mm, self.ents, self.n, self.data
-            i = c_in.value
-            start = self.tx_head if i == self.tx_i else self._head(i)
             offs = list(accumulate(sizes, initial=start))     # message j: bytes offs[j]..offs[j+1]
             total = len(datas)
             while sent < total:
@@ -529,12 +511,34 @@ class Ring:
             if isinstance(e, Exception):
                 e.sent = sent
             raise
-        c_busy.value = 0
+        self._leave_send(sent)
+        return sent
+
+    def _enter_send(self, timeout, nowait):
+        """The way into the send side for send_many and send_into (send has
+        the same steps inline: it is the hot path): busy word, lock, the stop
+        flag.  Returns (i, start, timeout left): the next message's number
+        and byte counter.  On an exception the side is left as it was."""
+        self.c_busy.value = self.x_tx
+        if self.c_slock.value != self.mine_tx:
+            timeout = self._enter(self.tx, timeout, nowait)
+        try:
+            if self.c_flags.value & SEND_STOP:
+                self._refuse_send()
+            i = self.c_in.value
+            return i, (self.tx_head if i == self.tx_i else self._head(i)), timeout
+        except BaseException:
+            self._abandon(self.tx)
+            raise
+
+    def _leave_send(self, published):
+        """The way out of the send side (send's, inline): keep the biased lock
+        or free it, and wake a sleeping receiver when something was published."""
+        self.c_busy.value = 0
         if self.c_slock.value != self.keep_tx:
             self._exit(self.tx)
-        if self.c_rsleep.value:
+        if published and self.c_rsleep.value:
             self._wake(self.p_rxseq)
-        return sent
 
     def _head(self, i):
         """Byte counter where message i starts: the end of message i - 1."""
