@@ -19,8 +19,9 @@ median of `runs` repetitions; ratio = vos / peer (> 1: vos is ahead).
 
 Rows: 1 -> 1 and 4 -> 4 producers -> consumers at 64 B, 4 KiB and 64 KiB;
 64 B batched (send_many / receive_many, 64 a call); 64 KiB zero-copy
-(receive_view: the consumer reads the message where it lies); a 64 B ping-pong round trip; and an A/B of the
-glibc malloc tuning (buffer_malloc_tuning) on 64 KiB batched receives.
+(receive_view: the consumer reads the message where it lies); a 64 B ping-pong round trip; the floor (a bare ring with nothing but
+the data movement, _BareRing) at 64 B and in the round trip; and an A/B of
+the glibc malloc tuning (buffer_malloc_tuning) on 64 KiB batched receives.
 """
 
 import multiprocessing
@@ -400,6 +401,102 @@ def _mp_pipe_pong(b, n):
         b.send_bytes(b.recv_bytes())
 
 
+# --- the floor: a bare ring, what one Python call a message allows ---------------------------
+
+class _BareRing:
+    """The least a ring of these messages can do in Python: the same layout
+    as vos's (entries of (start, length), a byte ring, counters that only
+    grow), one sender and one receiver, and nothing else -- no locks, no
+    flags or end of stream (the receiver counts), no sleeping (both sides
+    spin), no pickling, no checks.  One function call a message, as SEND and
+    RECEIVE are.  Its rows show what is left for everything vos adds."""
+
+    def __init__(self, n, capacity):
+        import ctypes
+        import mmap
+        import struct
+        self.mm = mm = mmap.mmap(-1, 256 + 16 * n + 2 * capacity)    # MAP_SHARED: fork shares it
+        c_in, c_out = ctypes.c_int64.from_buffer(mm, 64), ctypes.c_int64.from_buffer(mm, 128)
+        ents, data = 256, 256 + 16 * n
+        entry = struct.Struct("qq")
+        pack, unpack = entry.pack_into, entry.unpack_from
+        tx = [0, 0, n, capacity]                # next message, its start, may send below: i, byte
+        rx = [0, 0]                             # next message, messages known published
+
+        def send(m):
+            i, head, lim, lim_bytes = tx
+            size = len(m)
+            while i >= lim or head + size > lim_bytes:
+                o = c_out.value
+                lim = o + n
+                lim_bytes = (unpack(mm, ents + o % n * 16)[0] if o < i else head) + capacity
+            at = data + head % capacity
+            mm[at:at + size] = m
+            pack(mm, ents + i % n * 16, head, size)
+            c_in.value = i + 1
+            tx[:] = i + 1, head + size, lim, lim_bytes
+
+        def receive():
+            o, seen = rx
+            if o >= seen:
+                while c_in.value <= o:
+                    pass
+                rx[1] = c_in.value
+            s, size = unpack(mm, ents + o % n * 16)
+            at = data + s % capacity
+            m = mm[at:at + size]
+            rx[0] = o + 1
+            c_out.value = o + 1
+            return m
+
+        self.send, self.receive = send, receive
+
+
+def _bare_make(n):
+    def make():
+        ring = _BareRing(SLOTS, CAPACITY)
+        return (_bare_send, (ring,), _bare_receive, (ring, n), lambda: None, None)
+    return make
+
+
+def _bare_send(m, n, consumers, ring):
+    send = ring.send
+    for _ in range(n):
+        send(m)
+
+
+def _bare_receive(size, ring, n):
+    receive = ring.receive
+    nbytes = 0
+    for _ in range(n):
+        nbytes += len(receive())
+    return n, nbytes
+
+
+def _bare_round_trip(n, size):
+    ab, ba = _BareRing(4, 4096), _BareRing(4, 4096)
+    p = _mp.Process(target=_bare_pong, args=(ab, ba, n + n // 10))
+    p.start()
+    m = _payload(size)
+    send, receive = ab.send, ba.receive
+    for _ in range(n // 10):
+        send(m)
+        receive()
+    t0 = _now()
+    for _ in range(n):
+        send(m)
+        receive()
+    rtt = (_now() - t0) / n
+    p.join()
+    return rtt
+
+
+def _bare_pong(ab, ba, n):
+    send, receive = ba.send, ab.receive
+    for _ in range(n):
+        send(receive())
+
+
 # --- the table ------------------------------------------------------------------------------
 
 def _median_rates(fn, runs):
@@ -412,6 +509,7 @@ def main(console, quick=False, runs=5):
         runs = min(runs, 3)
     counts = QUICK_COUNTS if quick else COUNTS
     rows = []
+    seen = {}                                  # (producers, size, who) -> rates, for the floor rows
     queue_peers = [("mp.Queue", _queue_make("mp"))]
     if faster_fifo is not None:
         queue_peers.append(("faster_fifo.Queue", _queue_make("ff")))
@@ -430,6 +528,8 @@ def main(console, quick=False, runs=5):
                 for name, make in peers:
                     peer = _median_rates(lambda: _peer_run(make, producers, producers, n, size), runs)
                     rows.append(_row(case, size, vos, name, peer, producers == 1 and _goal(size, name)))
+                    seen[producers, size, name] = peer
+                seen[producers, size, "vos"] = vos
         # batched and zero-copy
         n = counts[64] * 2
         vos = _median_rates(lambda: _vos_run(k, 1, 1, n, 64, "batch"), runs)
@@ -446,7 +546,7 @@ def main(console, quick=False, runs=5):
         rows.append(_row("1->1 64 KiB zero-copy", 65536, vos, "os.pipe", pipe, 4.0,
                          "send / receive_view"))
         # round trip
-        n = 5_000 if quick else 20_000
+        n = rtt_n = 5_000 if quick else 20_000
         vos_rtt = statistics.median(_vos_round_trip(k, n, 64) for _ in range(runs))
         pipe_rtt = statistics.median(_pipe_round_trip(n, 64) for _ in range(runs))
         rows.append(Row("ping-pong 64 B round trip", "s", vos_rtt, "os.pipe", pipe_rtt, higher_is_better=False,
@@ -454,6 +554,17 @@ def main(console, quick=False, runs=5):
         if not quick:
             mp_rtt = statistics.median(_mp_pipe_round_trip(n, 64) for _ in range(runs))
             rows.append(Row("ping-pong 64 B round trip", "s", vos_rtt, "mp.Pipe", mp_rtt, higher_is_better=False))
+        # the floor: a bare ring in the same run (see _BareRing)
+        n = counts[64]
+        bare = _median_rates(lambda: _peer_run(_bare_make(n), 1, 1, n, 64), runs)
+        for name in ("os.pipe", "mp.Queue"):
+            rows.append(_row("the floor: bare ring 1->1 64 B", 64, bare, name, seen[1, 64, name], None,
+                             "no locks, flags, sleeps or checks"))
+        rows.append(_row("1->1 64 B: vos against the floor", 64, seen[1, 64, "vos"], "bare ring", bare, None,
+                         "what SEND/RECEIVE's safety costs"))
+        bare_rtt = statistics.median(_bare_round_trip(rtt_n, 64) for _ in range(runs))
+        rows.append(Row("the floor: bare ring round trip", "s", bare_rtt, "os.pipe", pipe_rtt, higher_is_better=False,
+                        note="the round-trip goal (5x) is at or above this"))
     # glibc malloc: the same batched 64 KiB receives with and without the tuning (A/B, same run)
     n = counts[65536]
     with Kernel() as k:

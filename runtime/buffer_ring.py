@@ -698,7 +698,8 @@ class Ring:
         p, key, tid = side.p, side.key, self.tid
         mine = self.mine
         died = contended = timed_out = False
-        stack = None
+        slept = 0            # WAITERS once we slept on the word: others may sleep there too, so we take
+        stack = None         # it with WAITERS and our exit wakes the next (mutex.py's slow path does too)
         yields = _YIELDS
         fenced = None                            # the word our last membarrier checked the holder under
         try:
@@ -706,7 +707,7 @@ class Ring:
                 w = load_raw(p, SEQ_CST)
                 h = w >> _SHIFT
                 if h == 0:                                   # free (or its holder died: DIED)
-                    if compare_exchange_p(p, c_arg(w), c_arg(mine | (w & _WAITERS))) == w:
+                    if compare_exchange_p(p, c_arg(w), c_arg(mine | (w & _WAITERS) | slept)) == w:
                         died = bool(w & _DIED)
                         break
                     continue
@@ -756,6 +757,7 @@ class Ring:
                                            f"(thread {holder} is inside)")
                 t1 = _now()
                 atomics.futex_wait_p(p, w & 0xFFFFFFFF, slice_)
+                slept = _WAITERS
                 timed_out = _now() - t1 >= slice_ * 0.9
                 self._refusal(side)
         except BaseException:

@@ -301,6 +301,50 @@ def test_second_receiver_waits_for_the_first():
         assert sorted(k.join(t, timeout=10) for t in ts) == [b"one", b"two"]
 
 
+def take_one_and_stay(buf, results, hold):
+    """RECEIVE one message, report it, then stay alive (the side lock stays
+    biased to this thread) until `hold` says go."""
+    results.send(buf.receive())
+    hold.receive()
+
+
+def give_one_and_stay(buf, message, results, hold):
+    buf.send(message)
+    results.send("sent")
+    hold.receive()
+
+
+def test_every_sleeper_on_a_side_lock_is_woken(monkeypatch):
+    """Receivers, then senders, asleep on one side's lock word: each freeing of
+    the lock must wake the next sleeper, not leave the rest to the sleep
+    slice.  The slice and the clock's liveness tick (whose SIGALRM ends a
+    futex wait) are raised to a minute -- the VPs are forked and inherit
+    both -- so a lost wake-up leaves a thread asleep past the timeouts.  (It
+    did: a thread woken from the lock word took the freed word without
+    WAITERS, so it kept the lock biased on its way out and woke nobody; the
+    others slept until the next tick, about half a second.)"""
+    import runtime.buffer_ring as ring
+    import runtime.context as context
+    monkeypatch.setattr(ring, "_SLICE", 60.0)
+    monkeypatch.setattr(context, "_LIVENESS_PERIOD", 120.0)
+    with Kernel(start_method="fork") as k:
+        b, results, hold = ALLOCATE_BOUNDED_BUFFER(6), ALLOCATE_BOUNDED_BUFFER(6), ALLOCATE_BOUNDED_BUFFER(12)
+        ts = [ALLOCATE_THREAD(take_one_and_stay, k.address_space, b, results, hold) for _ in range(6)]
+        wait_for(lambda: all(waiting_on(k, t, f"receive {b.id}") for t in ts))
+        b.send_many(list(range(6)))
+        assert sorted(results.receive(timeout=20) for _ in range(6)) == list(range(6))
+
+        b.send_many(["fill"] * 6)
+        ts += [ALLOCATE_THREAD(give_one_and_stay, k.address_space, b, i, results, hold) for i in range(6)]
+        wait_for(lambda: all(waiting_on(k, t, f"send {b.id}") for t in ts[6:]))
+        got = [b.receive(timeout=20) for _ in range(12)]
+        assert [results.receive(timeout=20) for _ in range(6)] == ["sent"] * 6
+        assert got[:6] == ["fill"] * 6 and sorted(got[6:]) == list(range(6))
+        hold.send_many([b""] * 12)
+        for t in ts:
+            k.join(t, timeout=20)
+
+
 # --- timeouts and _nowait -----------------------------------------------------------------
 
 def test_timeouts_and_nowait():
