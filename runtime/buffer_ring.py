@@ -725,6 +725,8 @@ class Ring:
                     if compare_exchange_p(p, c_arg(w), c_arg(w | _WAITERS)) != w:
                         continue
                     w |= _WAITERS
+                    fenced = None                            # our own new announcement: fence it, even if
+                                                             # the word came back (H|W -> 0 -> H -> H|W)
                 if self.biased and w != fenced:             # (the same word: the holder was inside and
                     _membarrier()                            # will see WAITERS on its way out)
                     fenced = w                               # the holder's fence (module doc)

@@ -345,6 +345,37 @@ def test_every_sleeper_on_a_side_lock_is_woken(monkeypatch):
             k.join(t, timeout=20)
 
 
+def hold_then_idle(buf, results, hold):
+    """Wait inside the receive side until the timeout, then take the side
+    again (send to itself and receive it) and stay idle, keeping the lock."""
+    try:
+        buf.receive(timeout=1.0)
+    except TimeoutError:
+        pass
+    buf.send(b"self")
+    results.send(buf.receive(timeout=10))
+    hold.receive()
+
+
+def test_an_asker_fences_again_when_the_lock_word_comes_back():
+    """Found by review: a receiver X asks for the lock word while H is
+    inside (H|WAITERS), fences, sleeps.  H leaves on a timeout (waking X),
+    takes the word again and keeps it, idle.  X sets WAITERS again: the
+    same word as the one it had fenced under, so X skipped the fence and
+    the check that H is outside, and slept on while a message waited."""
+    with Kernel() as k:
+        b, results, hold = ALLOCATE_BOUNDED_BUFFER(8), ALLOCATE_BOUNDED_BUFFER(4), ALLOCATE_BOUNDED_BUFFER(4)
+        h = ALLOCATE_THREAD(hold_then_idle, k.address_space, b, results, hold)
+        wait_for(lambda: waiting_on(k, h, f"receive {b.id}"))
+        x = ALLOCATE_THREAD(receive_outcome, k.address_space, b, 5.0)
+        wait_for(lambda: waiting_on(k, x, f"receive {b.id}"))
+        assert results.receive(timeout=10) == b"self"
+        b.send(b"for x")
+        assert k.join(x, timeout=10) == ("got", b"for x")
+        hold.send(b"")
+        k.join(h, timeout=10)
+
+
 # --- timeouts and _nowait -----------------------------------------------------------------
 
 def test_timeouts_and_nowait():
