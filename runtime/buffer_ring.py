@@ -603,7 +603,7 @@ class Ring:
         o, out, metas = -1, [], ()
         c_busy = self.c_busy
         if self.lease:
-            self._end_lease()
+            self._end_lease(keep_word=views)     # views again: the lease word goes on saying "inside"
         else:
             c_busy.value = self.x_rx
             if self.c_rlock.value != self.mine:
@@ -677,12 +677,15 @@ class Ring:
             if self.c_ssleep.value:
                 self._wake(self.p_txseq)
 
-    def _end_lease(self):
+    def _end_lease(self, keep_word=False):
         """Consume the leased messages; the caller stays inside the receive lock
-        (busy word 0 names it again)."""
+        (busy word 0 names it again).  keep_word: the caller takes views
+        again at once, so it keeps its lease word (claimed and still saying
+        "inside") rather than free it and claim it again."""
         k, self.lease = self.lease, 0
         self.c_busy.value = self.x_rx
-        self._free_lease_word()
+        if not keep_word:
+            self._free_lease_word()
         self.c_out.value = self.c_out.value + k
         self._fast_side_fence()                  # `out` before reading send_sleep
         if self.c_ssleep.value:
