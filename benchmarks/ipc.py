@@ -29,6 +29,7 @@ import os
 import queue
 import statistics
 import time
+from functools import partial
 
 from runtime import Kernel
 from runtime.errors import EndOfStream
@@ -102,17 +103,23 @@ def _vos_consumer(go, r, mode):
     return _now(), count, nbytes
 
 
+def _time_round_trips(send, receive, m, n):
+    """n // 10 round trips to warm up, then the mean time of n more.  (The
+    pong side answers n + n // 10 times.)"""
+    for _ in range(n // 10):
+        send(m)
+        receive()
+    t0 = _now()
+    for _ in range(n):
+        send(m)
+        receive()
+    return (_now() - t0) / n
+
+
 def _vos_ping(go, ab, ba, n, size):
     m = _payload(size)
     go.receive()
-    for _ in range(n // 10):                   # warm up
-        ab.send(m)
-        ba.receive()
-    t0 = _now()
-    for _ in range(n):
-        ab.send(m)
-        ba.receive()
-    return (_now() - t0) / n
+    return _time_round_trips(ab.send, ba.receive, m, n)
 
 
 def _vos_pong(go, ab, ba, n):
@@ -359,15 +366,7 @@ def _pipe_round_trip(n, size):
     r2, w2 = os.pipe()
     p = _mp.Process(target=_pipe_pong, args=(r1, w2, n + n // 10, size))
     p.start()
-    m = _payload(size)
-    for _ in range(n // 10):
-        os.write(w1, m)
-        os.read(r2, size)
-    t0 = _now()
-    for _ in range(n):
-        os.write(w1, m)
-        os.read(r2, size)
-    rtt = (_now() - t0) / n
+    rtt = _time_round_trips(partial(os.write, w1), partial(os.read, r2, size), _payload(size), n)
     p.join()
     for fd in (r1, w1, r2, w2):
         os.close(fd)
@@ -383,15 +382,7 @@ def _mp_pipe_round_trip(n, size):
     a, b = _mp.Pipe()
     p = _mp.Process(target=_mp_pipe_pong, args=(b, n + n // 10))
     p.start()
-    m = _payload(size)
-    for _ in range(n // 10):
-        a.send_bytes(m)
-        a.recv_bytes()
-    t0 = _now()
-    for _ in range(n):
-        a.send_bytes(m)
-        a.recv_bytes()
-    rtt = (_now() - t0) / n
+    rtt = _time_round_trips(a.send_bytes, a.recv_bytes, _payload(size), n)
     p.join()
     return rtt
 
@@ -477,16 +468,7 @@ def _bare_round_trip(n, size):
     ab, ba = _BareRing(4, 4096), _BareRing(4, 4096)
     p = _mp.Process(target=_bare_pong, args=(ab, ba, n + n // 10))
     p.start()
-    m = _payload(size)
-    send, receive = ab.send, ba.receive
-    for _ in range(n // 10):
-        send(m)
-        receive()
-    t0 = _now()
-    for _ in range(n):
-        send(m)
-        receive()
-    rtt = (_now() - t0) / n
+    rtt = _time_round_trips(ab.send, ba.receive, _payload(size), n)
     p.join()
     return rtt
 
