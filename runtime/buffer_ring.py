@@ -55,8 +55,12 @@ this key, and the holder is outside and can never enter without seeing
 WAITERS, so the asker takes the word over with one CAS; this key, and the
 holder will see WAITERS on its way out and free the word with a CAS and a
 futex wake.  (Dekker's argument: each side writes, fences, then reads the
-other's word; membarrier is the holder's fence, executed on its behalf.)  A
-side that keeps meeting contention stops keeping the lock for a while.
+other's word; membarrier is the holder's fence, executed on its behalf.)
+An asker that set WAITERS itself always fences, even under a word it fenced
+before: the holder may have left and come back since.  A thread that slept
+on the word takes it with WAITERS, for others may sleep there too: its exit
+wakes the next (as mutex.py's slow path does).  A side that keeps meeting
+contention stops keeping the lock for a while.
 Without membarrier or TSO (below) the runtime frees the lock on every exit.
 Owner death is mutex.py's: a dead holder (killed anywhere, busy or idle) is
 noticed, its word taken over, and nothing needs repair (see above).
