@@ -131,7 +131,6 @@ import platform
 import struct
 import sys
 import time
-import weakref
 from contextlib import ExitStack
 
 from . import atomics
@@ -201,9 +200,6 @@ def membarrier_register():
 
 def _membarrier():
     _syscall(_SYS_MEMBARRIER, _MB_GLOBAL_EXPEDITED, 0, 0)
-
-
-_lease_words = weakref.WeakKeyDictionary()   # ctx -> busy words 1..7 in use (per thread)
 
 
 def _host_running():
@@ -360,7 +356,8 @@ class Ring:
         self.lease_word = None
         line = self.busy_addr + (ctx.tid % self.max_threads) * BUSY_STRIDE
         self.busy_line = line
-        self.c_busy = _cell(line)
+        self.c_busy_words = [_cell(line + 8 * j) for j in range(BUSY_WORDS)]
+        self.c_busy = self.c_busy_words[0]
         self.c_busy.value = 0
         self._threads = ctx.kernel.threads
         self._processors = ctx.kernel.processors
@@ -815,17 +812,18 @@ class Ring:
         """One of this thread's busy words 1..7, to say "inside" between calls
         (a zero-copy lease) or while user code runs inside (send_into's fill),
         leaving word 0 to the calls made meanwhile.  (cell, index)."""
-        used = _lease_words.setdefault(self.ctx, set())
+        ctx = self.ctx
+        used = ctx.busy_words
         for j in range(1, BUSY_WORDS):
-            if j not in used:
-                used.add(j)
-                return _cell(self.busy_line + 8 * j), j
+            if not used >> j & 1:
+                ctx.busy_words = used | 1 << j
+                return self.c_busy_words[j], j
         raise OutOfResources(f"thread {self.tid} is inside {BUSY_WORDS - 1} buffers already (zero-copy views "
                              "or send_into fills): release() some")
 
     def _free_busy_word(self, cell, j):
         cell.value = 0
-        _lease_words.get(self.ctx, set()).discard(j)
+        self.ctx.busy_words &= ~(1 << j)
 
     def _claim_lease_word(self):
         if self.lease_word is None:
