@@ -19,15 +19,19 @@ median of `runs` repetitions; ratio = vos / peer (> 1: vos is ahead).
 
 Rows: 1 -> 1 and 4 -> 4 producers -> consumers at 64 B, 4 KiB and 64 KiB;
 64 B batched (send_many / receive_many, 64 a call); 64 KiB zero-copy
-(receive_view: the consumer reads the message where it lies); a 64 B ping-pong round trip; the floor (a bare ring with nothing but
-the data movement, _BareRing) at 64 B and in the round trip; and an A/B of
-the glibc malloc tuning (buffer_malloc_tuning) on 64 KiB batched receives.
+(receive_view: the consumer reads the message where it lies); a 64 B
+ping-pong round trip; the floor (_BareRing: a ring with nothing but the data
+movement) at 64 B and in the round trip; and an A/B of the glibc malloc
+tuning (buffer_malloc_tuning) on 64 KiB batched receives.
 """
 
+import ctypes
+import mmap
 import multiprocessing
 import os
 import queue
 import statistics
+import struct
 import time
 from functools import partial
 
@@ -403,16 +407,14 @@ class _BareRing:
     RECEIVE are.  Its rows show what is left for everything vos adds."""
 
     def __init__(self, n, capacity):
-        import ctypes
-        import mmap
-        import struct
         self.mm = mm = mmap.mmap(-1, 256 + 16 * n + 2 * capacity)    # MAP_SHARED: fork shares it
         c_in, c_out = ctypes.c_int64.from_buffer(mm, 64), ctypes.c_int64.from_buffer(mm, 128)
         ents, data = 256, 256 + 16 * n
         entry = struct.Struct("qq")
         pack, unpack = entry.pack_into, entry.unpack_from
-        tx = [0, 0, n, capacity]                # next message, its start, may send below: i, byte
-        rx = [0, 0]                             # next message, messages known published
+        tx = [0, 0, n, capacity]     # sender: next message, its first byte, and how far it may go
+                                     # (messages, bytes) before it reads `out` again
+        rx = [0, 0]                  # receiver: next message, messages it knows are published
 
         def send(m):
             i, head, lim, lim_bytes = tx

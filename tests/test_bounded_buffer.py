@@ -362,18 +362,33 @@ def test_an_asker_fences_again_when_the_lock_word_comes_back():
     inside (H|WAITERS), fences, sleeps.  H leaves on a timeout (waking X),
     takes the word again and keeps it, idle.  X sets WAITERS again: the
     same word as the one it had fenced under, so X skipped the fence and
-    the check that H is outside, and slept on while a message waited."""
+    the check that H is outside, and slept on while a message waited.
+
+    X, once woken, may win the free word before H takes it back; then X
+    receives H's own message and the scenario did not happen: try again."""
     with Kernel() as k:
-        b, results, hold = ALLOCATE_BOUNDED_BUFFER(8), ALLOCATE_BOUNDED_BUFFER(4), ALLOCATE_BOUNDED_BUFFER(4)
-        h = ALLOCATE_THREAD(hold_then_idle, k.address_space, b, results, hold)
-        wait_for(lambda: waiting_on(k, h, f"receive {b.id}"))
-        x = ALLOCATE_THREAD(receive_outcome, k.address_space, b, 5.0)
-        wait_for(lambda: waiting_on(k, x, f"receive {b.id}"))
-        assert results.receive(timeout=10) == b"self"
-        b.send(b"for x")
-        assert k.join(x, timeout=10) == ("got", b"for x")
-        hold.send(b"")
-        k.join(h, timeout=10)
+        for _ in range(5):
+            b, results, hold = ALLOCATE_BOUNDED_BUFFER(8), ALLOCATE_BOUNDED_BUFFER(4), ALLOCATE_BOUNDED_BUFFER(4)
+            h = ALLOCATE_THREAD(hold_then_idle, k.address_space, b, results, hold)
+            wait_for(lambda: waiting_on(k, h, f"receive {b.id}"))
+            x = ALLOCATE_THREAD(receive_outcome, k.address_space, b, 5.0)
+            wait_for(lambda: waiting_on(k, x, f"receive {b.id}"))
+            wait_for(lambda: results.statistics()["fill"] or not waiting_on(k, x, f"receive {b.id}"))
+            if results.statistics()["fill"]:                 # H took the word back: X still asks
+                assert results.receive(timeout=10) == b"self"
+                b.send(b"for x")
+                assert k.join(x, timeout=10) == ("got", b"for x")
+                hold.send(b"")
+                k.join(h, timeout=10)
+                return
+            assert k.join(x, timeout=10) == ("got", b"self")  # X won the race: H still waits
+            b.send(b"for h")
+            assert results.receive(timeout=10) == b"for h"
+            hold.send(b"")
+            k.join(h, timeout=10)
+            for buf in (b, results, hold):
+                buf.deallocate()
+    pytest.skip("X won the race for the freed word five times: the scenario never came up")
 
 
 # --- timeouts and _nowait -----------------------------------------------------------------
