@@ -117,6 +117,7 @@ class Buffers:
         self.busy_off = self.base + 64 + ENTRY_SIZE * self.max
         self._rings = {}          # slot -> Ring: private to this process
         self._line = None         # the BusyLine of the thread this process runs (private)
+        self.ring_class = Ring    # a controlled kernel's is sched.wiring.ControlledRing
 
     @staticmethod
     def section_size(config):
@@ -124,7 +125,8 @@ class Buffers:
 
     def boot(self):
         _w.pack_into(self.buf, self.base + H_MAX, self.max)
-        biased = self.kernel.config.get("buffer_bias", True) and bias_available()
+        biased = self.kernel.config.get("buffer_bias", True) and self.kernel.config.get("schedule") is None \
+            and bias_available()       # a controlled run holds no lock across steps: no bias to keep
         _w.pack_into(self.buf, self.base + H_BIASED, int(biased))
 
     @property
@@ -132,7 +134,24 @@ class Buffers:
         return bool(_w.unpack_from(self.buf, self.base + H_BIASED)[0])
 
     def _new_ring(self, seg, slot, ident, n, capacity):
-        return Ring(seg, ident, n, capacity, self._ends_checker(slot, ident), self.biased)
+        r = self.ring_class(seg, ident, n, capacity, self._ends_checker(slot, ident), self.biased)
+        r.slot = slot
+        return r
+
+    def can_send(self, slot, ident, size, tid):
+        """Would a SEND of `size` bytes by thread tid run now?  (Controlled
+        runs; any process.)  True for a buffer that is gone: SEND raises."""
+        try:
+            return self.ring(slot, ident).can_send(size, tid, self.kernel.threads)
+        except BufferDeallocated:
+            return True
+
+    def can_receive(self, slot, ident, tid):
+        """Would a RECEIVE by thread tid run now?  (Controlled runs.)"""
+        try:
+            return self.ring(slot, ident).can_receive(tid, self.kernel.threads)
+        except BufferDeallocated:
+            return True
 
     def _busy_line(self, ctx):
         """The calling thread's BusyLine (one per thread per process: the

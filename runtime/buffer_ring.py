@@ -84,6 +84,7 @@ import pickle
 import time
 
 from . import atomics
+from . import mutex
 from .atomics import SEQ_CST
 from .buffer_bulk import BulkTransfers
 from .buffer_layout import (DEALLOCATED, ENTRY, KIND_SHIFT, LENGTH, MAGIC, R_FLAGS, R_ENTRIES, R_ID, R_IN,
@@ -123,7 +124,7 @@ class Ring(BulkTransfers):
                  "c_out", "c_ssleep", "c_rsleep", "p_txseq", "p_rxseq", "tx", "rx", "ctx", "tx_i", "tx_head",
                  "lim_in", "lim_bytes", "seen_in", "lease", "lease_j", "spin_tx", "spin_rx", "_spin_checked",
                  "_spin_ok", "c_busy", "x_tx", "x_rx", "c_slock", "c_rlock", "_threads", "_processors",
-                 "_check_tx", "_check_rx")
+                 "_check_tx", "_check_rx", "slot")
 
     def __init__(self, arena, ident, n, capacity, ends_check, biased):
         buf = arena.buf
@@ -557,6 +558,35 @@ class Ring(BulkTransfers):
 
     def _bump(self, off):
         _word.pack_into(self.mm, off, _word.unpack_from(self.mm, off)[0] + 1)
+
+    # --- can a call proceed now? (the gate of a controlled run asks; any process) -------
+
+    def can_send(self, size, tid, threads):
+        """Would a SEND of `size` bytes by thread tid run now, without waiting
+        (it succeeds, or it raises because the buffer is gone or closed)?"""
+        if self.c_flags.value & SEND_STOP or self.ends_check() & READERS_GONE:
+            return True
+        if self._held_by_other(self.tx, tid, threads):
+            return False
+        i, o = self.c_in.value, self.c_out.value
+        start = self._head(i)
+        tail = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)[0] if o < i else start
+        return i < o + self.n and start + size <= tail + self.capacity
+
+    def can_receive(self, tid, threads):
+        """Would a RECEIVE by thread tid run now (a message, or end of stream)?"""
+        if self.c_flags.value & DEALLOCATED:
+            return True
+        if self._held_by_other(self.rx, tid, threads):
+            return False
+        if self.c_in.value > self.c_out.value:
+            return True
+        return bool((self.c_flags.value | self.ends_check()) & WRITERS_GONE)
+
+    @staticmethod
+    def _held_by_other(lock, tid, threads):
+        h = lock.holder()
+        return h is not None and h != tid and mutex._holder_state_live(threads, h)
 
     # --- close, deallocate, death, statistics (any process, no binding needed) ---------
 

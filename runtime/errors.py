@@ -137,6 +137,23 @@ class NoSuchObject(KernelError, LookupError):
     running kernel (made up, or left over from an earlier kernel)."""
 
 
+# --- controlled runs (sched/) -------------------------------------------------
+
+class Hang(KernelError):
+    """A controlled run in which no thread can run and some have not ended;
+    raised in thread 0, naming every thread and what it waits for."""
+
+
+class StepLimit(KernelError):
+    """A controlled run took more than max_steps steps (a livelock, or a
+    longer program than the limit allows); raised in thread 0."""
+
+
+class ReplayMismatch(KernelError):
+    """A replay token does not fit the program any more: its code changed,
+    or it made a different choice possible."""
+
+
 # --- bounded buffers ---------------------------------------------------------
 
 class BufferDeallocated(KernelError):

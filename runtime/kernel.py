@@ -50,6 +50,10 @@ from .memory.vm import VirtualMemory
 from .thread_manager import ThreadManager, wait_pid_exit
 from .threads import ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
+from . import sched
+from .sched import board, strategies, wiring
+from .sched.board import MAX_CONTROLLED_THREADS
+from .sched.trace import FileCheck, make_token, read_trace
 
 MAGIC = b"VOSKERN1"
 CONFIG_SIZE = 4096  # the pickled Config, so that `vos top` can attach to any kernel by name
@@ -91,11 +95,36 @@ class Kernel:
     """The machine.  See TEXTBOOK.md for the contract.
 
     Kernel(processors=None, frames=256, page_size=4096, swap=None, seed=None,
-           max_threads=256, quantum=0.01, start_method=None, **part_settings)
+           max_threads=256, quantum=0.01, start_method=None, schedule=None,
+           max_steps=20000, **part_settings)
+
+    schedule: None (free running) or a controlled run (sched/): "rr",
+    "random", "pct", "pct:D", a replay token "vos1:...", or a sched.Schedule.
+    A controlled kernel runs one thread at a time, allows at most 64 threads
+    (max_threads defaults to 64 there) and max_steps steps.
     """
 
     def __init__(self, processors=None, frames=256, page_size=4096, swap=None, seed=None, *,
-                 max_threads=256, quantum=0.01, start_method=None, **part_settings):
+                 max_threads=None, quantum=0.01, start_method=None, schedule=None, max_steps=None,
+                 **part_settings):
+        self._schedule = None
+        if schedule is not None:
+            self._schedule = sched.parse(schedule, seed)
+            if max_threads is None:
+                max_threads = MAX_CONTROLLED_THREADS
+            if not isinstance(max_threads, int) or max_threads > MAX_CONTROLLED_THREADS:
+                raise ValueError(f"a controlled kernel (schedule=...) has at most {MAX_CONTROLLED_THREADS} "
+                                 f"threads, not max_threads={max_threads!r}")
+            if max_steps is None:
+                max_steps = sched.DEFAULT_MAX_STEPS
+            if not isinstance(max_steps, int) or isinstance(max_steps, bool) or not 1 <= max_steps <= 10_000_000:
+                raise ValueError(f"max_steps must be an int from 1 to 10,000,000, not {max_steps!r}")
+            part_settings["schedule"] = self._schedule.strategy
+            part_settings["max_steps"] = max_steps
+        elif max_steps is not None:
+            raise ValueError("max_steps= limits a controlled run: give schedule= too (e.g. schedule='random')")
+        if max_threads is None:
+            max_threads = 256
         if processors is not None and (not isinstance(processors, int) or processors < 1):
             raise ValueError(f"processors must be a positive int or None, not {processors!r}")
         if not isinstance(frames, int) or frames < 1:
@@ -114,6 +143,10 @@ class Kernel:
         self.config = Config(processors, frames, page_size, swap, seed, max_threads, quantum,
                              start_method, tuple(sorted(part_settings.items())))
         self.arena = None
+        self.sched = None
+        self.sched_check = None
+        self._affinity = None
+        self._last_run = None          # (trace, token) of a controlled run, kept after shutdown
         self._owner_pid = None
         self._old_sigterm = None
 
@@ -130,6 +163,7 @@ class Kernel:
         lay.add("processors", Processors.section_size(c.max_threads))
         for name, cls in PARTS:
             lay.add(name, cls.section_size(c))
+        lay.add("sched", board.section_size(c))
         return lay
 
     def _wire(self, arena, layout):
@@ -137,14 +171,20 @@ class Kernel:
         self.arena = arena
         self.layout = layout
         sec = layout.sections
+        controlled = c.get("schedule") is not None
         self.threads = ThreadTable(arena, sec["threads"][0], sec["status"][0], c.max_threads)
-        self.processors = Processors(arena, sec["processors"][0], self.threads, c.processors)
+        # a controlled run runs one thread at a time: no processor limit to enforce
+        self.processors = Processors(arena, sec["processors"][0], self.threads, None if controlled else c.processors)
         self.thread_manager = ThreadManager(self)
         self.parts = []
         for name, cls in PARTS:
             part = cls(self, sec[name][0])
             setattr(self, name, part)
             self.parts.append(part)
+        self.sched = board.Board(arena, sec["sched"][0], c) if controlled else None
+        self.sched_check = getattr(self, "sched_check", None)
+        if controlled:
+            wiring.install(self)
 
     @classmethod
     def attach(cls, handle):
@@ -232,6 +272,8 @@ class Kernel:
                 if hasattr(part, "boot"):
                     part.boot()
             self.threads.install_boot_thread(os.getpid(), self.address_space)
+            if self.sched is not None:
+                self._boot_controlled()
             Context(self, 0).install()
             _set_subreaper(True)
             if threading.current_thread() is threading.main_thread():
@@ -240,10 +282,35 @@ class Kernel:
             self._teardown()
             raise
 
+    def _boot_controlled(self):
+        """The board of a controlled run: strategy, choices, thread 0 holding
+        the baton; every VP pinned with this process to one core."""
+        s, b = self._schedule, self.sched
+        strategies.boot(b, sched.STRATEGIES[s.strategy], s.seed, s.depth, s.horizon)
+        b.put(board.H_MAX_STEPS, self.config.get("max_steps"))
+        b.put(board.H_SLEEP_AT, s.sleep_at)
+        b.put(board.H_SLEEP_ADD, sum(1 << (t % self.config.max_threads) for t in s.sleep_add))
+        b.put(board.H_ABORT_SLOT, -1)
+        b.put(board.H_RUN, 1)
+        b.set_prefix(list(s.choices))
+        b.set_rec(0, board.R_TURN, 1)
+        b.set_rec(0, board.R_FLAGS, board.STARTED)
+        if s.strategy == "replay" and s.files:
+            self.sched_check = FileCheck(dict(s.files))
+        if hasattr(os, "sched_setaffinity"):
+            self._affinity = os.sched_getaffinity(0)
+            cpus = sorted(self._affinity)
+            os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})   # the VPs inherit it
+
     def shutdown(self):
         """End every VP, remove every segment and swap file.  Idempotent."""
         if self.arena is None or self._owner_pid != os.getpid():
             return
+        if self.sched is not None:
+            try:
+                self._last_run = (read_trace(self), self._make_token())
+            except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
+                print(f"vos: could not keep the controlled run's trace: {e}", file=sys.stderr)
         _i64.pack_into(self.arena.buf, H_STATE, SHUTDOWN)
         try:
             self._end_all_vps()
@@ -282,6 +349,11 @@ class Kernel:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+        if self._affinity is not None:
+            os.sched_setaffinity(0, self._affinity)
+            self._affinity = None
+        if self.sched is not None:
+            self.sched.release()
         _set_subreaper(False)
         arena, self.arena = self.arena, None
         if arena is not None:
@@ -333,6 +405,48 @@ class Kernel:
     def join(self, tid, timeout=None):
         """Wait for thread tid; its exit status, or ThreadFailed / TimeoutError."""
         return self.thread_manager.join(tid, timeout)
+
+    # --- controlled runs -------------------------------------------------------------
+
+    @property
+    def controlled(self):
+        """Does this kernel run one thread at a time on a schedule (sched/)?"""
+        return self.config.get("schedule") is not None
+
+    def trace(self):
+        """The steps of this controlled run so far (or of the whole run, after
+        the `with` block): a list of sched.trace.Step."""
+        if self.sched is None and self._last_run is None:
+            raise KernelError("trace(): this kernel runs freely; boot it with schedule=... for a trace")
+        if self.arena is None:
+            return list(self._last_run[0]) if self._last_run else []
+        return read_trace(self)
+
+    @property
+    def token(self):
+        """A token that replays this controlled run ("vos1:..."): pass it as
+        Kernel(schedule=token) or to `vos replay`."""
+        if self.sched is None and self._last_run is None:
+            raise KernelError("token: this kernel runs freely; boot it with schedule=... for a token")
+        if self.arena is None:
+            return self._last_run[1] if self._last_run else None
+        return self._make_token()
+
+    def _make_token(self):
+        b = self.sched
+        chosen, files = [], set()
+        for step in read_trace(self):
+            chosen.append(step.tid)
+        for i in range(len(chosen)):
+            site = b.site(b.step_words(i)[5])
+            if site:
+                files.add(site.rpartition(":")[0])
+        options = {k: v for k, v in (("page_size", self.config.page_size), ("frames", self.config.frames),
+                                     ("max_threads", self.config.max_threads),
+                                     ("max_steps", self.config.get("max_steps")))
+                   if v != {"page_size": 4096, "frames": 256, "max_threads": 64,
+                            "max_steps": sched.DEFAULT_MAX_STEPS}[k]}
+        return make_token(chosen, files, options, getattr(self, "program", None))
 
     def thread_info(self):
         """One dict per thread (state, waits_for, run time, switches, ...), lock-free."""
