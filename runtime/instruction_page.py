@@ -106,8 +106,9 @@ when a user page becomes executable (set_pte_at -> __sync_icache_dcache
 cleans the data cache and invalidates the instruction cache for a page not
 yet marked clean), which step 3's mprotect triggers.
 
-tests/aarch64_page.sh runs these exact bytes (read from this file) under
-qemu-aarch64, single- and multi-threaded, where qemu is installed.
+tests/test_instruction_page.py runs these exact bytes (read from this
+module) in a C harness, tests/page_harness.c: natively on x86-64, and under
+qemu-aarch64 where the cross compiler and qemu are installed.
 """
 
 import ctypes
@@ -213,12 +214,15 @@ def build(machine=None):
     code, pad = code_for(machine)
     if not (sys.platform.startswith("linux") or (sys.platform == "darwin" and machine in ("x86_64", "AMD64"))):
         raise PageRefused(f"no instruction page on {sys.platform} {machine}")
-    image, offsets = layout(code, pad)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        mmap_, mprotect, munmap = libc.mmap, libc.mprotect, libc.munmap
-    except (OSError, AttributeError) as e:
-        raise PageRefused(f"cannot reach mmap/mprotect in the C library ({e})") from None
+        return _map_and_check(machine, *layout(code, pad))
+    except (OSError, AttributeError, ValueError, TypeError) as e:   # no mmap in libc, no MAP_ANONYMOUS, ...
+        raise PageRefused(f"cannot map the page here ({type(e).__name__}: {e})") from None
+
+
+def _map_and_check(machine, image, offsets):
+    libc = ctypes.CDLL(None, use_errno=True)
+    mmap_, mprotect, munmap = libc.mmap, libc.mprotect, libc.munmap
     mmap_.restype = _vp
     mmap_.argtypes = [_vp, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
     mprotect.argtypes, munmap.argtypes = [_vp, ctypes.c_size_t, ctypes.c_int], [_vp, ctypes.c_size_t]

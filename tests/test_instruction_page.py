@@ -57,3 +57,16 @@ def test_the_machine_code_is_right_and_atomic_across_threads(machine, tmp_path):
                    check=True, capture_output=True, timeout=60)
     out = subprocess.run(runner + [str(exe)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.endswith("ok\n"), out.stdout + out.stderr
+
+
+def test_a_page_that_gives_a_wrong_result_is_refused(monkeypatch):
+    """The self-check is the gate: a `load` that returns its argument (the
+    address) instead of the word must not be trusted."""
+    machine = platform.machine()
+    if machine not in CASES:
+        pytest.skip(f"no instruction page for {machine}")
+    table, wrong = {"x86_64": (instruction_page.X86_64, "48 89 f8  c3"),          # mov rax, rdi ; ret
+                    "aarch64": (instruction_page.AARCH64, "d65f03c0")}[machine]   # ret (x0 = the address)
+    monkeypatch.setitem(table, "load", wrong)
+    with pytest.raises(instruction_page.PageRefused, match="wrong result.*load"):
+        instruction_page.build()
