@@ -206,7 +206,7 @@ class ThreadManager:
         if not t.claim_dead(tid):
             return
         t.write_status(tid, ("failed", exc_type, message, ""))
-        self.kernel.processors.release_for_dead(tid)
+        self.kernel.processors.release_for_dead(tid, current().tid)
         self.kernel.run_death_hooks(tid)
         t.finish(tid, FAULTED, reason)
 
