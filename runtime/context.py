@@ -48,7 +48,6 @@ class Context:
         self.on_cpu = False        # holds a processor (set by take_processor, cleared by waiting)
         self._last_check = time.monotonic()
         self._clock_armed = False
-        self.busy_words = 0        # bit j: this thread's buffer busy word j is claimed (buffer_ring.py)
 
     # --- entering and leaving ------------------------------------------------
 

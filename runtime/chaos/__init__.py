@@ -72,6 +72,18 @@ def trial(kind, seed):
     return out
 
 
+def kill(k, tid):
+    """SIGKILL thread tid's process.  False if it had already ended."""
+    import os
+    import signal
+    pid = next((r["pid"] for r in k.thread_info() if r["tid"] == tid), 0)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, ValueError):
+        return False
+    return pid > 0
+
+
 def _leftovers():
     """This process's vos segments and swap files, and its live child processes."""
     import glob

@@ -24,9 +24,7 @@ Ledger (words): 0 stop flag; 1 torn; 2 duplicates; 3 order breaks;
 64 + s * BITMAP: bitmap of the seqs of sender s received.
 """
 
-import os
 import random
-import signal
 import struct
 import time
 import zlib
@@ -34,7 +32,7 @@ import zlib
 from ..errors import EndOfStream, ThreadFailed
 from ..kernel import Kernel
 from ..textbook import ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, RECEIVE, SEND
-from . import Outcome
+from . import Outcome, kill
 from .ledger import Ledger
 
 STOP, TORN, DUPS, ORDER = 0, 1, 2, 3
@@ -119,7 +117,8 @@ def trial(seed):
                 out.hang, out.detail = True, f"thread {victim} made no progress before the kill"
                 return out
             time.sleep(0.0002)
-        os.kill(_pid(k, victim), signal.SIGKILL)
+        if not kill(k, victim):
+            out.detail += "the victim ended before the kill; "
         try:
             k.join(victim, timeout=30)
         except ThreadFailed:
@@ -161,7 +160,3 @@ def trial(seed):
 
 def _role(v):
     return f"sender {v}" if v < SENDERS else f"receiver {v - SENDERS}"
-
-
-def _pid(k, tid):
-    return next(r["pid"] for r in k.thread_info() if r["tid"] == tid)

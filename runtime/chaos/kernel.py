@@ -17,7 +17,6 @@ in place, and the trial kills it:
 """
 
 import json
-import os
 import random
 import signal
 import subprocess

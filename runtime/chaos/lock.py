@@ -16,15 +16,13 @@ inside the critical section.  The contract (robust mutex):
 Ledger (words): 8 + t: increments thread t finished; 16 + t: OwnerDied seen by t.
 """
 
-import os
 import random
-import signal
 import time
 
 from ..errors import OwnerDied, ThreadFailed
 from ..kernel import Kernel
 from ..textbook import ACQUIRE, ALLOCATE_BLOCK, ALLOCATE_LOCK, ALLOCATE_THREAD, LOAD, MAP, RELEASE, STORE
-from . import Outcome
+from . import Outcome, kill
 from .ledger import Ledger
 
 DONE, TOLD = 8, 16
@@ -65,7 +63,8 @@ def trial(seed):
                 out.hang, out.detail = True, f"thread {tids[v]} made no progress before the kill"
                 return out
             time.sleep(0.0002)
-        os.kill(next(r["pid"] for r in k.thread_info() if r["tid"] == tids[v]), signal.SIGKILL)
+        if not kill(k, tids[v]):
+            out.detail += "the victim ended before the kill; "
         try:
             k.join(tids[v], timeout=30)
         except ThreadFailed:

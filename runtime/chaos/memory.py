@@ -12,19 +12,17 @@ Ledger (words): 8 + t: rounds finished by thread t; 16 + t: wrong words t read;
 24 + t: accesses made by t (progress, for the kill).
 """
 
-import os
 import random
-import signal
 import time
 
 from ..errors import ThreadFailed
 from ..kernel import Kernel
 from ..textbook import ALLOCATE_BLOCK, ALLOCATE_THREAD, CREATE_ADDRESS_SPACE, LOAD, MAP, STORE
-from . import Outcome
+from . import Outcome, kill
 from .ledger import Ledger
 
 ROUNDS_DONE, WRONG, ACCESSES = 8, 16, 24
-THREADS, PAGES, FRAMES, ROUNDS = 3, 16, 24, 12
+THREADS, PAGES, FRAMES, ROUNDS = 3, 16, 24, 40
 PS = 4096
 
 
@@ -60,14 +58,15 @@ def trial(seed):
             MAP(space, ALLOCATE_BLOCK(PAGES * PS), 0, "rw")
             tids.append(ALLOCATE_THREAD(pager, space, ledger, t, rng.randrange(1 << 30)))
         v = rng.randrange(THREADS)
-        target = rng.randrange(1, PAGES * 2 * ROUNDS // 2)
+        target = rng.randrange(1, PAGES * 2 * 12)     # in the first 12 of ROUNDS rounds
         deadline = time.monotonic() + 60
         while ledger.get(ACCESSES + v) < target:
             if time.monotonic() > deadline:
                 out.hang, out.detail = True, f"thread {tids[v]} made no progress before the kill"
                 return out
             time.sleep(0.0002)
-        os.kill(next(r["pid"] for r in k.thread_info() if r["tid"] == tids[v]), signal.SIGKILL)
+        if not kill(k, tids[v]):
+            out.detail += "the victim ended before the kill; "
         try:
             k.join(tids[v], timeout=30)
         except ThreadFailed:
