@@ -23,6 +23,11 @@ class OutOfResources(KernelError):
     or the host cannot give the kernel the shared memory it asked for."""
 
 
+class AtomicsUnavailable(OutOfResources):
+    """The host gives vos no atomic instructions on shared memory: it refused
+    the instruction page and has no libatomic (atomics.py).  Raised at boot."""
+
+
 class OutOfMemory(KernelError, MemoryError):
     """Neither physical frames nor swap (nor the address space's quota) can hold it."""
 
