@@ -75,7 +75,7 @@ def test_sigkill_of_the_kernel_then_vos_clean(method):
     assert segments_of(info), "a SIGKILLed kernel cannot remove its own arena"
     dead = cleanup.find_dead()
     assert info["arena"] in dead
-    cleanup.clean(dead)
+    cleanup.clean({info["arena"]: dead[info["arena"]]})   # only ours: other runs may share the host
     assert segments_of(info) == []
 
 
