@@ -242,8 +242,13 @@ class Gate:
             if not runnable:
                 return self._abort(ABORT_HANG, me)
         cands = [s for s in runnable if not b.rec(s, R_FLAGS) & SPINNING] or runnable
+        mask = 0
+        for s in cands:                           # who could run this step (the explorer branches on these)
+            mask |= 1 << s
+        b.put(H_ENABLED, mask)
         strategy = b.get(H_STRATEGY)
-        sleep = b.get(H_SLEEP)
+        current = None if exclude_self else (me if me in cands else None)   # (before the sleep set:
+        sleep = b.get(H_SLEEP)                                              # switching from a sleeper preempts it)
         if step == b.get(H_SLEEP_AT):
             sleep |= b.get(H_SLEEP_ADD)
         if strategy == PREFIX:
@@ -251,11 +256,6 @@ class Gate:
             if not awake:
                 return self._abort(ABORT_PRUNED, me)
             cands = awake
-        mask = 0
-        for s in runnable:
-            mask |= 1 << s
-        b.put(H_ENABLED, mask)
-        current = None if exclude_self else (me if me in runnable else None)
         chosen = strategies.choose(b, strategy, step, cands, current, lambda s: b.rec(s, R_TID))
         if chosen == strategies.MISMATCH:
             return self._abort(ABORT_MISMATCH, me)
