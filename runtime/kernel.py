@@ -30,7 +30,9 @@ process, read by anyone):
 """
 
 import dataclasses
+import difflib
 import importlib
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -66,6 +68,49 @@ PARTS = [
 ]
 
 
+# The parts' own settings, Kernel(**part_settings): name -> (default, what it sets).
+# This table is the only list of them: Kernel() refuses any other name with a
+# TypeError that names the closest valid one (a typo such as `polcy="lru"`
+# must not boot a machine that silently runs with the default), and
+# Config.get() refuses to read an undeclared one.  A new setting is one line
+# here; its part reads it with config.get(name) and checks its value.
+PART_SETTINGS = {
+    "policy": ("clock", "page replacement: clock, fifo, lru or random (memory/policies.py)"),
+    "resident_limit": (0, "most frames one address space may hold (0: no limit)"),
+    "page_limit": (0, "most pages one address space may map (0: no limit)"),
+    "max_address_spaces": (64, "address-space table size"),
+    "address_space_pages": (4096, "virtual pages per address space"),
+    "max_blocks": (1024, "block table size (ALLOCATE_BLOCK)"),
+    "swap_pages": (None, "pages of swap (default: max(16384, 4 * frames))"),
+    "max_locks": (1024, "lock table size"),
+    "max_eventcounts": (1024, "eventcount and sequencer table size"),
+    "sync_slice": (0.25, "longest single futex sleep of ACQUIRE and AWAIT, in seconds"),
+    "sync_spin": (True, "ACQUIRE and AWAIT spin a little before they sleep"),
+    "max_buffers": (256, "bounded-buffer table size"),
+    "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
+    "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
+}
+
+
+def _check_settings(part_settings):
+    """TypeError for keywords that are neither parameters of Kernel() nor part
+    settings, naming each one and the closest valid name."""
+    params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
+    valid = params + list(PART_SETTINGS)
+    unknown = sorted(set(part_settings) - set(PART_SETTINGS))
+    if not unknown:
+        return
+    words = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        words.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    s = "s" if len(unknown) > 1 else ""
+    message = f"Kernel() got unexpected keyword argument{s} {', '.join(words)}"
+    if not all(difflib.get_close_matches(name, valid, n=1) for name in unknown):
+        message += f"; the options are {', '.join(valid)}"
+    raise TypeError(message)
+
+
 def _parts():
     out = []
     for name, where in PARTS:
@@ -88,7 +133,14 @@ class Config:
     extra: tuple = ()          # (name, value) pairs for the parts' own settings
 
     def get(self, name, default=None):
-        return dict(self.extra).get(name, default)
+        """A part setting: the value given to Kernel(), else `default`, else the
+        default in PART_SETTINGS.  KeyError for a name PART_SETTINGS lacks."""
+        if name not in PART_SETTINGS:
+            raise KeyError(f"{name!r} is not a Kernel setting: declare it in kernel.PART_SETTINGS")
+        given = dict(self.extra)
+        if name in given:
+            return given[name]
+        return PART_SETTINGS[name][0] if default is None else default
 
 
 class Kernel:
@@ -96,6 +148,8 @@ class Kernel:
 
     Kernel(processors=None, frames=256, page_size=4096, swap=None, seed=None,
            max_threads=256, quantum=0.01, start_method=None, **part_settings)
+
+    part_settings: the names in PART_SETTINGS; any other keyword is a TypeError.
     """
 
     def __init__(self, processors=None, frames=256, page_size=4096, swap=None, seed=None, *,
@@ -110,6 +164,7 @@ class Kernel:
             raise ValueError(f"max_threads must be an int from 2 to 65536, not {max_threads!r}")
         if not quantum > 0:
             raise ValueError(f"quantum must be positive, not {quantum!r}")
+        _check_settings(part_settings)
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
         if start_method not in multiprocessing.get_all_start_methods():
