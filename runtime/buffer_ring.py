@@ -95,7 +95,8 @@ unlinked by DEALLOCATE or at kernel shutdown).  Native 64-bit words:
      64       8  send_lock    mutex word (mutex.py), biased (above)
      72       8  in           messages published; written only by the send-lock holder
      80       8  send_sleep   1 while the send-lock holder sleeps for space; written by it
-     88       8  send_peak    largest fill (messages) a sender observed; send-lock holder
+     88       8  send_peak    largest fill (messages) a sender measured just after a
+                          publish (_peak) or while it waited; send-lock holder
      96       8  send_peak_b  largest fill (bytes) a sender observed; send-lock holder
     104       8  send_waits   times a sender slept for space; send-lock holder
     112       8  send_died    takeovers from a dead holder; send-lock holder
@@ -332,6 +333,7 @@ class Ring:
         self.eager_tx = self.eager_rx = 0
         # Process-private knowledge; the counters only grow, so these stay safe bounds.
         self.tx_i, self.tx_head = -1, 0       # head (end of message tx_i - 1), valid while in == tx_i
+        self.tx_peak = 0                      # a lower bound of send_peak (_peak)
         self.lim_in = 0                       # a sender may publish message i < lim_in ...
         self.lim_bytes = 0                    # ... ending at or before byte lim_bytes, without reading `out`
         self.seen_in = 0                      # a receiver knows messages < seen_in are published
@@ -395,6 +397,8 @@ class Ring:
             _entry.pack_into(mm, self.ents + i % self.n * ENTRY, start, meta)
             c_in.value = i + 1                   # publish: the one store that makes it visible
             self.tx_i, self.tx_head = i + 1, start + size
+            if i + 1 - self.c_out.value > self.tx_peak:   # the fill now: a new peak? (`out` shares
+                self._peak(i + 1)                          # its line with recv_sleep, read below anyway)
         except BaseException:
             self._abandon(self.tx)
             raise
@@ -441,6 +445,7 @@ class Ring:
                 _entry.pack_into(self.mm, self.ents + i % self.n * ENTRY, start, n)
                 self.c_in.value = i + 1          # publish
                 self.tx_i, self.tx_head = i + 1, start + n
+                self._peak(i + 1)
         except BaseException:
             self._abandon(self.tx)
             raise
@@ -500,6 +505,7 @@ class Ring:
                     start = offs[sent + k]
                     c_in.value = i               # publish the whole run with one store
                     self.tx_i, self.tx_head = i, start
+                    self._peak(i)
                     sent += k
                     if sent < total:             # the receiver must not sleep while we wait for space
                         self._fast_side_fence()
@@ -1035,6 +1041,19 @@ class Ring:
         atomics.fetch_add_raw(p_seq, 1, SEQ_CST)
         atomics.futex_wake_p(p_seq, n)
 
+    def _peak(self, i):
+        """Sender, inside the send side, just after publishing up to message i:
+        record the fill if it is the largest yet.  `in` is i until this
+        thread publishes again and `out` is read now, so i - out is the
+        exact fill at this instant; the fill is largest just after a
+        publish, so the recorded peak misses the true one only when a
+        receive lands between a publish and this read (a lower bound,
+        never below a fill anyone reads after it)."""
+        fill = i - self.c_out.value
+        if fill > self.tx_peak:
+            self._observe(R_SPEAK, fill)
+            self.tx_peak = _word.unpack_from(self.mm, R_SPEAK)[0]
+
     def _observe(self, off, value):
         if value > _word.unpack_from(self.mm, off)[0]:
             _word.pack_into(self.mm, off, value)   # statistics; guarded by this side's lock
@@ -1065,13 +1084,13 @@ class Ring:
     def counters(self):
         """A racy snapshot of the counters (statistics, monitor)."""
         w = lambda off: _word.unpack_from(self.mm, off)[0]  # noqa: E731
-        i, o = w(R_IN), w(R_OUT)
-        head = tail = 0
+        i, o = w(R_IN), w(R_OUT)   # `in` first: i - o is at most the fill at either read, so never above
+        head = tail = 0            # the peak, but negative if messages came and went in between
         if i:
             head = self._head(i)
             tail = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)[0] if o < i else head
         return dict(
-            sent=i, received=o, bytes_sent=head, fill=i - o, fill_bytes=head - tail,
+            sent=i, received=o, bytes_sent=head, fill=max(0, i - o), fill_bytes=max(0, head - tail),
             peak_fill=max(w(R_SPEAK), w(R_RPEAK), i - o), peak_bytes=max(w(R_SPEAKB), head - tail),
             send_waits=w(R_SWAITS), receive_waits=w(R_RWAITS),
             send_takeovers=w(R_SDIED), receive_takeovers=w(R_RDIED), flags=w(R_FLAGS),

@@ -252,7 +252,13 @@ class ThreadTable:
 
     def snapshot(self):
         """A list of dicts, one per thread, read without locks (for the monitor,
-        statistics() and error messages).  Fields may be a few microseconds apart."""
+        statistics() and error messages).  Fields may be a few microseconds apart.
+
+        `waits_for` is shown only beside a state that waits: WAITING, or
+        RUNNABLE (in line for a processor).  A thread about to block writes
+        its wait record first and gives its processor up (state WAITING) a
+        moment later (context.waiting), so a reader can find the record
+        beside RUNNING: the thread still runs, and says so."""
         rows = []
         for slot in range(self.n):
             o = self.slot_off(slot)
@@ -262,6 +268,8 @@ class ThreadTable:
              run_ns, vol, invol, faults, started, _slen, flags, _pad, ticket, name) = _stats.unpack_from(self.buf, o)
             if state == FREE:
                 continue
+            if state not in (WAITING, RUNNABLE):
+                wait_kind = 0
             rows.append(dict(
                 tid=tid, pid=pid, state=STATE_NAMES[state], name=name.rstrip(b"\0").decode("utf-8", "replace"),
                 address_space=as_id, parent=parent, waits_for=describe_wait(wait_kind, wait_obj, wait_value),

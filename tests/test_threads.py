@@ -191,3 +191,21 @@ def _join_it(tid):
         current().kernel.join(tid)
     except ThreadFailed as e:
         return e.reason
+
+
+def test_a_thread_about_to_wait_shows_running_not_running_on_its_wait():
+    """context.waiting writes the wait record, then gives the processor up:
+    a snapshot between the two stores must not say "RUNNING on receive 1"
+    (what `vos sh --trace` printed).  The window is made here by the same
+    store, on thread 0, which stays RUNNING."""
+    from runtime.threads import O_WAIT_KIND, O_WAIT_OBJ, WAIT_RECEIVE
+    with Kernel() as k:
+        t = k.threads
+        o = t.off(0)
+        t.put64(o + O_WAIT_OBJ, 1)
+        t.put32(o + O_WAIT_KIND, WAIT_RECEIVE)
+        try:
+            row = state_of(k, 0)
+            assert (row["state"], row["waits_for"]) == ("RUNNING", "")
+        finally:
+            t.put32(o + O_WAIT_KIND, 0)

@@ -134,7 +134,8 @@ def kernels_table(kernels):
 
 def trace_tables(tracer, status):
     """The renderables of `vos sh --trace`: timeline, stages, buffers."""
-    timeline = Table(title="the pipeline as a timeline (SEND/RECEIVE logged by each stage at completion; thread states sampled)", title_justify="left")
+    timeline = Table(title="the pipeline as a timeline: each SEND and RECEIVE as its stage logged it; "
+                           "thread states when the shell's sampling first saw them", title_justify="left")
     timeline.add_column("ms", justify="right")
     timeline.add_column("who")
     timeline.add_column("what")
