@@ -21,3 +21,17 @@ def test_demo_runs(name):
     text = out.getvalue()
     assert "Step 1" in text or "1." in text, f"demo {name} should narrate in numbered steps"
     assert len(text.splitlines()) > 5
+
+
+@pytest.mark.timeout(60)
+def test_multiplex_measures_the_shares_so_that_unfairness_would_show():
+    """The demo used to run every thread for a fixed CPU budget, so "every
+    thread got about the same CPU time" could not fail.  Now each runs until
+    one wall-clock deadline: three threads on two processors with a quantum
+    longer than the run, and nobody yields, leave the third thread next to
+    nothing, and the verdict says so."""
+    from demos.multiplex import measure, verdict
+    results = measure(2, 3, 0.5, 30.0)
+    lo, hi, fair, ok = verdict(results)
+    assert not ok and lo < fair / 3
+    assert [r[0] for r in results] == sorted(r[0] for r in results)
