@@ -100,7 +100,7 @@ def main(console, quick=False):
 
     table = Table(title="two threads add to one shared counter", title_justify="left")
     for col in ("run", "expected", "counter", "lost updates", "seconds", "found the lock held"):
-        table.add_column(col, justify="left" if col == "run" else "right")
+        table.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
     for name, each, got, secs, held in rows:
         lost = 2 * each - got
         table.add_row(name, f"{2 * each:,}", f"{got:,}", f"[{'red' if lost else 'green'}]{lost:,}[/]",

@@ -115,11 +115,12 @@ def main(console, quick=False):
     results = measure(2, 6, seconds, 0.02, watch=_watch(console, "step 1: preemption by the clock"))
     _report(console, results, 2, seconds)
     console.print("  Notice: never more than two RUNNING; the others RUNNABLE, waiting for a processor; "
-                  "all the switches are [bold]involuntary[/].\n")
+                  "all the switches are [bold]involuntary[/] (the second number of vol/invol).\n")
 
     console.print("[bold]Step 2.[/] The same six threads call YIELD() every 20 000 iterations (自觉出让), "
                   "and the quantum is 10 s, so the clock never has to step in.")
     results = measure(2, 6, seconds, 10.0, every=20_000, watch=_watch(console, "step 2: voluntary YIELD"))
     _report(console, results, 2, seconds)
-    console.print("  Notice: now the switches are [bold]voluntary[/]. A thread that never yields would keep its "
-                  "processor for the whole quantum: that is why real systems need the clock interrupt.\n")
+    console.print("  Notice: now the switches are [bold]voluntary[/] (the first number). A thread that never "
+                  "yields would keep its processor for the whole quantum: that is why real systems need the "
+                  "clock interrupt.\n")

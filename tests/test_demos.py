@@ -1,4 +1,5 @@
-"""Smoke test: every demo runs to the end in its quick form and says something.
+"""Smoke test: every demo runs to the end in its quick form, at 80 columns,
+says something, and cuts nothing (no rich "…" in a title, table or header).
 
 Parametrised over demos.all_demos(), so a new demo is covered the moment it exists."""
 
@@ -17,10 +18,12 @@ def test_demo_runs(name):
     mod = demos.get(name)
     assert mod.TITLE and getattr(mod, "SLIDE", None), f"demo {name} needs TITLE and SLIDE"
     out = io.StringIO()
-    mod.main(Console(file=out, width=120, force_terminal=False), quick=True)
+    mod.main(Console(file=out, width=80, force_terminal=False), quick=True)   # a terminal of 80 columns
     text = out.getvalue()
     assert "Step 1" in text or "1." in text, f"demo {name} should narrate in numbered steps"
     assert len(text.splitlines()) > 5
+    cut = [line for line in text.splitlines() if "…" in line]
+    assert not cut, f"demo {name} cuts text at 80 columns (rich's …): {cut}"
 
 
 @pytest.mark.timeout(60)

@@ -14,9 +14,9 @@ def run(args, console):
     if not args.name:
         from rich.table import Table
         t = Table(title="vos demos (in lecture order; `vos tour` runs them all)")
-        t.add_column("demo")
-        t.add_column("what it shows")
-        t.add_column("slide")
+        t.add_column("demo", no_wrap=True)
+        t.add_column("what it shows", overflow="fold")
+        t.add_column("slide", overflow="fold")        # Chinese has no spaces to wrap at: fold
         for name, mod in demos.all_demos():
             t.add_row(name, mod.TITLE, getattr(mod, "SLIDE", ""))
         console.print(t)

@@ -38,15 +38,15 @@ def threads_table(rows, title="threads", processors=None, show_boot=False):
     busy = ""
     if limited:
         busy = f"   processors busy {processors['busy']}/{processors['count']}, {processors['waiting']} waiting"
-    t = Table(title=f"{title}{busy}", title_justify="left")
+    t = Table(title=f"{title}{busy}", title_justify="left", caption_justify="left")
+    faults = any(r["faults"] for r in rows)        # a column only where a page fault happened
     for col, just in [("tid", "right"), ("name", "left"), ("state", "left"), ("waits for", "left"),
-                      ("cpu ms", "right"), ("vol", "right"), ("invol", "right"), ("faults", "right"),
-                      ("pid", "right")]:
-        t.add_column(col, justify=just, no_wrap=col in ("state", "name"))
-    t.caption = "vol / invol: voluntary (YIELD, blocking) and involuntary (clock interrupt) switches"
-    t.caption_justify = "left"
+                      ("cpu ms", "right"), ("switches\nvol/invol", "right"), ("faults", "right"), ("pid", "right")]:
+        if col != "faults" or faults:
+            t.add_column(col, justify=just, no_wrap=col == "state", overflow="fold")
+    t.caption = "switches: voluntary (YIELD, blocking) / involuntary (clock)"
     if show_boot and limited:
-        t.caption += ";\nthread 0 (boot) is the console: it runs outside the processor limit"
+        t.caption += "\nthread 0 (boot) is the console, outside the processor limit"
     for r in rows:
         if r["tid"] == 0 and not show_boot:
             continue
@@ -55,8 +55,9 @@ def threads_table(rows, title="threads", processors=None, show_boot=False):
             state = "console"
         if r.get("reason") and r["reason"] != "exit":
             state = f"{state} ({r['reason']})"
-        t.add_row(str(r["tid"]), r["name"][:16], state_text(state), r["waits_for"], f"{r['run_ms']:.0f}",
-                  str(r["voluntary"]), str(r["involuntary"]), str(r["faults"]), str(r["pid"]))
+        cells = [str(r["tid"]), r["name"][:16], state_text(state), r["waits_for"], f"{r['run_ms']:.0f}",
+                 f"{r['voluntary']}/{r['involuntary']}"] + ([str(r["faults"])] if faults else []) + [str(r["pid"])]
+        t.add_row(*cells)
     return t
 
 
