@@ -22,7 +22,7 @@ Header layout (first 64 bytes of the main arena; written only by the kernel
 process, read by anyone):
 
     off size field
-      0   8  magic       b"VOSKERN1"
+      0   8  magic       b"VOSKERN2": the layout's version (bump it when the layout changes)
       8   8  pid         the kernel process
      16   8  pid_start   its start time in clock ticks since boot (tells pid reuse apart)
      24   8  state       RUNNING=1, SHUTDOWN=2
@@ -49,7 +49,8 @@ from .processors import Processors
 from .thread_manager import ThreadExit, ThreadManager, wait_pid_exit
 from .threads import FREE, ThreadTable, pid_alive
 
-MAGIC = b"VOSKERN1"
+MAGIC = b"VOSKERN2"   # 2: the thread table has a header.  A monitor (vos top, vos clean) of another
+                      # version refuses the arena (ValueError) instead of misreading it
 CONFIG_SIZE = 4096  # the pickled Config, so that `vos top` can attach to any kernel by name
 RUNNING, SHUTDOWN = 1, 2
 H_MAGIC, H_PID, H_START, H_STATE, H_NEXT_ID = 0, 8, 16, 24, 32
@@ -222,7 +223,7 @@ class Kernel:
         a = Arena.attach(name)
         try:
             if bytes(a.buf[H_MAGIC:H_MAGIC + 8]) != MAGIC:
-                raise ValueError(f"{name} is not a vos kernel arena")
+                raise ValueError(f"{name} is not a vos kernel arena of this version of vos")
             o = 64  # the config section follows the header
             n = _i64.unpack_from(a.buf, o)[0]
             config = pickle.loads(bytes(a.buf[o + 8:o + 8 + n]))

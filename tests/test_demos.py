@@ -1,9 +1,11 @@
 """Smoke test: every demo runs to the end in its quick form, at 80 columns,
-says something, and cuts nothing (no rich "…" in a title, table or header).
+says something, with at least one term of the lecture in Chinese, and cuts
+nothing (no rich "…" in a title, table or header).
 
 Parametrised over demos.all_demos(), so a new demo is covered the moment it exists."""
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -24,6 +26,7 @@ def test_demo_runs(name):
     assert len(text.splitlines()) > 5
     cut = [line for line in text.splitlines() if "…" in line]
     assert not cut, f"demo {name} cuts text at 80 columns (rich's …): {cut}"
+    assert re.search("[\u4e00-\u9fff]", text), f"demo {name} speaks no Chinese term of the lecture"
 
 
 @pytest.mark.timeout(60)

@@ -9,6 +9,8 @@ import sys
 
 import demos
 
+from .demo import heading
+
 
 def add_parser(sub):
     p = sub.add_parser("tour", help="run every demo in lecture order (the guided tour)", description=__doc__)
@@ -34,11 +36,7 @@ def run(args, console):
     console.print("It waits for Enter between demos (--no-pause runs straight through).\n" if pause else
                   "It runs straight through (--pause waits for Enter between demos).\n")
     for i, (name, mod) in enumerate(items, 1):
-        console.rule(f"[bold cyan]{i}/{len(items)}  vos demo {name}[/]")
-        console.print(f"[bold]{mod.TITLE}[/]")
-        if getattr(mod, "SLIDE", ""):
-            console.print(f"[dim]slide: {mod.SLIDE}[/]")
-        console.print()
+        heading(console, f"{i}/{len(items)}  vos demo {name}", mod)
         mod.main(console, quick=args.quick)
         if pause and i < len(items):
             try:

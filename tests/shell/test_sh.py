@@ -189,3 +189,16 @@ def test_the_trace_never_contradicts_its_own_buffer_table(tree):
         slept = [m.groups() for m in re.finditer(r"│ (SEND|RECEIVE)[^│]*slept (once|\d+ times)", text)]
         assert sum(1 if n == "once" else int(n.split()[0]) for v, n in slept if v == "SEND") == send_waits
         assert sum(1 if n == "once" else int(n.split()[0]) for v, n in slept if v == "RECEIVE") == receive_waits
+
+
+def test_the_readmes_example_lists_the_bundled_course_directory():
+    """The README's `vos sh -c "ls -la demos/course | grep cse"`, from the root
+    of a clone: the four course files with cse in their names (it used to
+    be `ls -la | grep cse`, which printed nothing in a fresh clone)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        assert 'vos sh -c "ls -la demos/course | grep cse"' in f.read()
+    out = vos_sh("ls -la demos/course | grep cse", root)
+    assert out.returncode == 0, out.stderr
+    names = sorted(line.split()[-1] for line in out.stdout.decode().splitlines())
+    assert names == ["cse101-syllabus.txt", "cse202-pipes.md", "lab3-cse.txt", "notes-cse-midterm.txt"]
