@@ -94,7 +94,7 @@ def main(console, quick=False):
     console.print("[bold]Step 3.[/] Now with a lock: [bold]ACQUIRE(lock); x = LOAD(a); STORE(a, x + 1); "
                   "RELEASE(lock)[/], two processors again.")
     got, secs, stats = run(None, n, True)
-    rows.append(("3. ACQUIRE/RELEASE", n, got, secs, f"{stats.contention:,} of {stats.acquisitions:,}"))
+    rows.append(("3. ACQUIRE / RELEASE", n, got, secs, f"{stats.contention:,} of {stats.acquisitions:,}"))
     console.print(f"  The counter reads {got:,}: [green]exact[/]. {stats.contention:,} times a thread found "
                   "the lock held and waited (spinning briefly, then asleep, its processor given back).\n")
 
