@@ -108,11 +108,11 @@ def memory_table(vm):
                     f"policy {vm['policy']}, swap reads {vm['swap_reads']} / writes {vm['swap_writes']}",
               title_justify="left", caption_justify="left",
               caption="faults: zero = demand-zero, swap-in, prot. = protection, segv = segmentation")
-    for col in ("address\nspace", "pages", "resident", "in swap", "faults\nzero/swap-in", "faults\nprot./segv",
-                "evicted"):
+    for col in ("address\nspace", "pages\nmapped", "resident", "in swap", "faults\nzero/swap-in",
+                "faults\nprot./segv", "evicted"):
         t.add_column(col, justify="right")
     for r in vm["address_spaces"]:
-        t.add_row(str(r["id"]), str(r["pages"]), str(r["resident"]), str(r["swapped"]),
+        t.add_row(str(r["id"]), str(r["mapped"]), str(r["resident"]), str(r["swapped"]),
                   f"{r['demand_zero_faults']}/{r['swap_in_faults']}",
                   f"{r['protection_faults']}/{r['segmentation_faults']}", str(r["evictions"]))
     return t
