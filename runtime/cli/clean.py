@@ -23,7 +23,7 @@ def run(args, console):
         else:
             n = len(live)
             console.print(f"nothing to clean: {n} vos kernel{'s are' if n > 1 else ' is'} running here "
-                          "(`vos top` shows them), and vos clean never touches a live kernel")
+                          "and vos clean never touches a live kernel")
         return 0
     from rich.table import Table
     t = Table(title="would remove" if args.dry_run else "removed")
