@@ -76,7 +76,8 @@ from . import arena as _arena
 from . import atomics
 from . import context as _cx
 from . import mutex
-from .buffer_ring import DEALLOCATED, READERS_GONE, WRITERS_GONE, Ring, arena_size, format_header
+from .buffer_layout import DEALLOCATED, READERS_GONE, WRITERS_GONE, arena_size, format_header
+from .buffer_ring import Ring
 from .side_lock import BUSY_STRIDE, BusyLine, bias_available, read_line
 from .errors import (BufferDeallocated, EndOfStream, KernelError, NoSuchThread, OutOfResources,
                      StreamClosed)

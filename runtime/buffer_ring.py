@@ -62,36 +62,7 @@ what "write the data, then publish the counter" and "read the counter, then
 the data" need.  Elsewhere (ARM64) the cells are seq-cst atomics instead and
 the lock is freed on every exit.
 
-Side arena layout (`<kernel arena>_b<id>`; created by the allocating process,
-unlinked by DEALLOCATE or at kernel shutdown).  Native 64-bit words:
-
-    off    size  field        guard / writer
-      0       8  magic        b"VOSRING1"; allocator, before the buffer is published
-      8       8  id           allocator (kernel-wide buffer id, never reused)
-     16       8  n            allocator: message slots
-     24       8  capacity     allocator: data bytes
-     32       8  flags        fetch_or by anyone: DEALLOCATED | WRITERS_GONE | READERS_GONE
-   --- send side (one cache line) ---
-     64       8  send_lock    mutex word (mutex.py), biased (above)
-     72       8  in           messages published; written only by the send-lock holder
-     80       8  send_sleep   1 while the send-lock holder sleeps for space; written by it
-     88       8  send_peak    largest fill (messages) a sender measured just after a
-                          publish (_peak) or while it waited; send-lock holder
-     96       8  send_peak_b  largest fill (bytes) a sender observed; send-lock holder
-    104       8  send_waits   times a sender slept for space; send-lock holder
-    112       8  send_died    takeovers from a dead holder; send-lock holder
-   --- receive side (one cache line) ---
-    128       8  recv_lock    mutex word (mutex.py), biased
-    136       8  out          messages consumed; written only by the receive-lock holder
-    144       8  recv_sleep   1 while the receive-lock holder sleeps for a message
-    152       8  recv_peak    largest fill (messages) a receiver observed; receive-lock holder
-    160       8  recv_waits   times a receiver slept; receive-lock holder
-    168       8  recv_died    takeovers from a dead holder; receive-lock holder
-   --- wake-up words, each on its own line (fetch_add by any waker) ---
-    192       8  tx_seq       senders sleep on it (futex)
-    256       8  rx_seq       receivers sleep on it (futex)
-    320    16*n  entries      entry k mod n = (start, meta); send-lock holder, before `in`
-     D  2*capacity  bytes     message k at D + start_k mod capacity, contiguous
+The side arena's byte layout is drawn in buffer_layout.py.
 
 Blocking calls and their twins.  send and receive block (on the side lock,
 then for space or a message); send_nowait and receive_nowait do the same
@@ -110,38 +81,19 @@ meanwhile.  A fill that SENDs on its own buffer is refused (DeadlockError).
 
 import os
 import pickle
-import struct
 import time
-from array import array
-from bisect import bisect_left, bisect_right
-from itertools import accumulate
 
 from . import atomics
 from .atomics import SEQ_CST
+from .buffer_bulk import BulkTransfers
+from .buffer_layout import (DEALLOCATED, ENTRY, KIND_SHIFT, LENGTH, MAGIC, R_FLAGS, R_ENTRIES, R_ID, R_IN,
+                            R_MAGIC, R_OUT, R_RDIED, R_RLOCK, R_RPEAK, R_RSLEEP, R_RWAITS, R_RXSEQ, R_SDIED,
+                            R_SLOCK, R_SPEAK, R_SPEAKB, R_SSLEEP, R_SWAITS, R_TXSEQ, PICKLED, RAW, READERS_GONE,
+                            SEND_STOP, WRITERS_GONE, data_offset, encode, entry as _entry, word as _word)
 from .errors import (BufferDeallocated, EndOfStream, MessageTooLarge, OutOfResources, ReaderClosed,
                      StreamClosed, WouldBlock)
 from .side_lock import SideLock, cell, membarrier, membarrier_register
 from .threads import RUNNING as _RUNNING, WAIT_RECEIVE, WAIT_SEND
-
-MAGIC = b"VOSRING1"
-R_MAGIC, R_ID, R_N, R_CAP, R_FLAGS = 0, 8, 16, 24, 32
-R_SLOCK, R_IN, R_SSLEEP, R_SPEAK, R_SPEAKB, R_SWAITS, R_SDIED = 64, 72, 80, 88, 96, 104, 112
-R_RLOCK, R_OUT, R_RSLEEP, R_RPEAK, R_RWAITS, R_RDIED = 128, 136, 144, 152, 160, 168
-R_TXSEQ, R_RXSEQ = 192, 256
-R_ENTRIES = 320
-ENTRY = 16
-
-DEALLOCATED, WRITERS_GONE, READERS_GONE = 1, 2, 4
-SEND_STOP = DEALLOCATED | READERS_GONE | WRITERS_GONE
-
-RAW, PICKLED = 0, 1
-KIND_SHIFT = 56
-LENGTH = (1 << KIND_SHIFT) - 1
-
-_entry = struct.Struct("qq")     # native: one aligned load/store per word
-_word = struct.Struct("q")
-_dumps, _loads = pickle.dumps, pickle.loads
-_BYTES = {bytes}                 # message types send_many passes on as they are
 
 _SLICE = 0.25                    # longest single sleep: deallocation, dead peers, Ctrl-C noticed by then
 _SPIN_MIN, _SPIN_START, _SPIN_MAX = 32, 512, 16384
@@ -159,54 +111,19 @@ def _host_running():
         return 0
 
 
-# --- layout helpers --------------------------------------------------------------------------
-
-def data_offset(n):
-    return -(-(R_ENTRIES + ENTRY * n) // 64) * 64
-
-
-def arena_size(n, capacity):
-    """Bytes of the side arena for a buffer of n messages and capacity bytes."""
-    return data_offset(n) + 2 * capacity
-
-
-def format_header(buf, ident, n, capacity):
-    """Write the constant header of a new ring (allocator, before publication)."""
-    buf[R_MAGIC:R_MAGIC + 8] = MAGIC
-    _word.pack_into(buf, R_ID, ident)
-    _word.pack_into(buf, R_N, n)
-    _word.pack_into(buf, R_CAP, capacity)
-
-
-def encode(message):
-    """(data, kind): bytes-like travels raw, anything else is pickled."""
-    t = type(message)
-    if t is bytes:
-        return message, RAW
-    if t is bytearray:
-        return message, RAW
-    if t is memoryview:
-        if message.contiguous:
-            return (message if message.format == "B" and message.ndim == 1 else message.cast("B")), RAW
-        return message.tobytes(), RAW
-    return _dumps(message, 5), PICKLED
-
-
-def _unpickled(messages, metas):
-    """messages with each pickled one (by its entry's meta) unpickled, in place."""
-    for idx, meta in enumerate(metas[:len(messages)]):
-        if meta >> KIND_SHIFT:
-            messages[idx] = _loads(messages[idx])
-    return messages
-
-
-class Ring:
+class Ring(BulkTransfers):
     """One process's view of one buffer's side arena.
 
     Built once per process per buffer (bounded_buffer.Buffers caches it) and
     bound to the calling thread by `bind`; every method runs in the calling
     thread's process.  Blocking methods record the wait in the thread entry
     (WAIT_SEND / WAIT_RECEIVE on the buffer id) around every sleep."""
+
+    __slots__ = ("arena", "id", "n", "capacity", "ends_check", "biased", "mm", "ents", "data", "c_flags", "c_in",
+                 "c_out", "c_ssleep", "c_rsleep", "p_txseq", "p_rxseq", "tx", "rx", "ctx", "tx_i", "tx_head",
+                 "tx_peak", "lim_in", "lim_bytes", "seen_in", "lease", "lease_j", "spin_tx", "spin_rx", "_spin_checked",
+                 "_spin_ok", "c_busy", "x_tx", "x_rx", "c_slock", "c_rlock", "_threads", "_processors",
+                 "_check_tx", "_check_rx")
 
     def __init__(self, arena, ident, n, capacity, ends_check, biased):
         buf = arena.buf
@@ -253,6 +170,9 @@ class Ring:
         threads = ctx.kernel.threads
         self.tx.bind(ctx, line, threads, find_line, self.biased)
         self.rx.bind(ctx, line, threads, find_line, self.biased)
+        self.c_busy = line.now                # the fast paths of send and receive inline the
+        self.x_tx, self.x_rx = self.tx.key, self.rx.key   # locks' enter and leave: their cells
+        self.c_slock, self.c_rlock = self.tx.word, self.rx.word
         self.lease = 0                        # a forked child holds none of its parent's leases
         self.lease_j = None
         self._threads = threads
@@ -276,22 +196,34 @@ class Ring:
             meta = size | kind << KIND_SHIFT
         if size > self.capacity:
             raise self._too_large(size)
-        tx = self.tx
-        timeout = tx.enter(timeout, self._check_tx)
-        try:
+        tx, c_busy = self.tx, self.c_busy
+        c_busy.value = self.x_tx                 # tx.enter(), inline (SideLock)
+        if self.c_slock.value != tx.fast:
+            timeout = tx.enter_slow(timeout, self._check_tx)
             if tx.died:
                 self._took_over(tx)
+        try:
             if self.c_flags.value & SEND_STOP:
                 self._refuse_send()
-            i = self.c_in.value
+            c_in = self.c_in
+            i = c_in.value
             start = self.tx_head if i == self.tx_i else self._head(i)
             if i >= self.lim_in or start + size > self.lim_bytes:
                 self._wait_space(i, start, size, timeout)
-            self._publish(i, start, data, meta, size)
+            mm = self.mm
+            at = self.data + start % self.capacity
+            mm[at:at + size] = data
+            _entry.pack_into(mm, self.ents + i % self.n * ENTRY, start, meta)
+            c_in.value = i + 1                   # publish: the one store that makes it visible
+            self.tx_i, self.tx_head = i + 1, start + size
+            if i + 1 - self.c_out.value > self.tx_peak:   # the fill now: a new peak? (`out` shares its
+                self._peak(i + 1)                          # line with recv_sleep, read below anyway)
         except BaseException:
             tx.abandon()
             raise
-        tx.leave()
+        c_busy.value = 0                         # tx.leave(), inline
+        if self.c_slock.value != tx.keep:
+            tx.leave_slow()
         if self.c_rsleep.value:
             self._wake(self.p_rxseq)
 
@@ -334,138 +266,6 @@ class Ring:
         if i + 1 - self.c_out.value > self.tx_peak:   # the fill now: a new peak? (`out` shares its
             self._peak(i + 1)                          # line with recv_sleep, which send reads anyway)
 
-    def send_into(self, size, fill, timeout=None):
-        """SEND a raw message written in place, with no copy: wait until `size`
-        bytes fit (at most the capacity), call fill(view) with a writable
-        memoryview of those bytes inside the ring, and publish the first n
-        bytes as one message, where n = fill(view) (0 <= n <= size; 0
-        publishes nothing).  Returns n.  The view is valid only during fill,
-        which runs inside the send side: other senders wait meanwhile.  fill
-        may use other buffers, but a SEND on this one would write over the
-        message being made: DeadlockError.  If fill raises, nothing was
-        published (write, then publish).  Raises as send."""
-        if type(size) is not int or size < 1:
-            raise ValueError(f"send_into needs a size of at least 1 byte, not {size!r}")
-        size = min(size, self.capacity)
-        i, start, timeout = self._enter_send(timeout)
-        tx = self.tx
-        try:
-            if i >= self.lim_in or start + size > self.lim_bytes:
-                self._wait_space(i, start, size, timeout)
-            at = self.data + start % self.capacity
-            j = tx.step_out()                    # inside in a word of its own while fill runs
-            try:
-                with self.arena.buf[at:at + size] as view:
-                    n = fill(view)
-            finally:
-                tx.step_in(j)
-            if type(n) is not int or not 0 <= n <= size:
-                raise ValueError(f"send_into: fill returned {n!r}, not a byte count from 0 to {size}")
-            if n:
-                _entry.pack_into(self.mm, self.ents + i % self.n * ENTRY, start, n)
-                self.c_in.value = i + 1          # publish
-                self.tx_i, self.tx_head = i + 1, start + n
-                self._peak(i + 1)
-        except BaseException:
-            tx.abandon()
-            raise
-        self._leave_send(n)
-        return n
-
-    def send_many(self, messages, timeout=None):
-        """Append every message, in order, under one lock hold, publishing each
-        run that fits at once.  Returns how many.  On an exception a prefix
-        was sent, and the exception carries `.sent`.
-
-        A run is written in bulk: its bytes with one copy for the messages
-        before the ring's wrap and one for those after it (a message never
-        wraps: one that starts before the end runs on into the overflow
-        area), its entries as one array (two pieces where the entry ring
-        wraps), then one store of `in`."""
-        cap = self.capacity
-        datas = messages if type(messages) is list else list(messages)
-        if set(map(type, datas)) <= _BYTES:      # the common case, at C speed: raw bytes only
-            metas = sizes = list(map(len, datas))
-        else:
-            items = [encode(m) for m in datas]
-            datas = [data for data, _ in items]
-            sizes = list(map(len, datas))
-            metas = [size | kind << KIND_SHIFT for size, (_, kind) in zip(sizes, items)]
-        if not datas:
-            return 0
-        if max(sizes) > cap:
-            raise self._too_large(max(sizes))
-        sent = 0
-        i, start, timeout = self._enter_send(timeout)
-        try:
-            c_in, mm, ents, n, base = self.c_in, self.mm, self.ents, self.n, self.data
-            offs = list(accumulate(sizes, initial=start))     # message j: bytes offs[j]..offs[j+1]
-            total = len(datas)
-            while sent < total:
-                hi = sent + max(0, min(total - sent, self.lim_in - i))
-                k = bisect_right(offs, self.lim_bytes, sent, hi + 1) - 1 - sent
-                if k > 0:                        # messages sent .. sent+k-1 fit: write, then publish
-                    # A message lives at its start mod capacity: the messages that start at or
-                    # past the next multiple of the capacity go to the front of the ring (at
-                    # most one such wrap: the run spans at most `capacity` bytes).
-                    wrap = bisect_left(offs, start - start % cap + cap, sent, sent + k)
-                    for lo, hi_ in ((sent, wrap), (wrap, sent + k)):
-                        if lo < hi_:
-                            at = base + offs[lo] % cap
-                            mm[at:at + offs[hi_] - offs[lo]] = b"".join(datas[lo:hi_])
-                    ent = array("q", bytes(ENTRY * k))
-                    ent[0::2] = array("q", offs[sent:sent + k])
-                    ent[1::2] = array("q", metas[sent:sent + k])
-                    slot = i % n
-                    first = min(k, n - slot)
-                    mm[ents + slot * ENTRY:ents + (slot + first) * ENTRY] = ent[:2 * first]
-                    if k > first:
-                        mm[ents:ents + (k - first) * ENTRY] = ent[2 * first:]
-                    i += k
-                    start = offs[sent + k]
-                    c_in.value = i               # publish the whole run with one store
-                    self.tx_i, self.tx_head = i, start
-                    self._peak(i)
-                    sent += k
-                    if sent < total:             # the receiver must not sleep while we wait for space
-                        self._fast_side_fence()
-                        if self.c_rsleep.value:
-                            self._wake(self.p_rxseq)
-                if sent < total:
-                    self._wait_space(i, start, sizes[sent], timeout)
-        except BaseException as e:
-            self.tx.abandon()
-            if isinstance(e, Exception):
-                e.sent = sent
-            raise
-        self._leave_send(sent)
-        return sent
-
-    def _enter_send(self, timeout):
-        """The way into the send side for send_many and send_into (send has
-        the same steps inline: it is the hot path): lock, the stop flag.
-        Returns (i, start, timeout left): the next message's number and byte
-        counter.  On an exception the side is left as it was."""
-        tx = self.tx
-        timeout = tx.enter(timeout, self._check_tx)
-        try:
-            if tx.died:
-                self._took_over(tx)
-            if self.c_flags.value & SEND_STOP:
-                self._refuse_send()
-            i = self.c_in.value
-            return i, (self.tx_head if i == self.tx_i else self._head(i)), timeout
-        except BaseException:
-            tx.abandon()
-            raise
-
-    def _leave_send(self, published):
-        """The way out of the send side: leave the lock, and wake a sleeping
-        receiver when something was published."""
-        self.tx.leave()
-        if published and self.c_rsleep.value:
-            self._wake(self.p_rxseq)
-
     def _took_over(self, lock):
         """The lock was taken over from a dead holder: count it, and clear the
         side's sleep word, which the dead holder may have left set."""
@@ -493,28 +293,36 @@ class Ring:
         """Remove and return the oldest message (bytes for bytes-like, else the
         unpickled object); blocks while another receiver is inside or the
         buffer is empty.  Raises BufferDeallocated, EndOfStream, TimeoutError."""
-        rx = self.rx
+        rx, c_busy = self.rx, self.c_busy
         if self.lease:
             self._end_lease()                    # we are still inside, holding the lock
         else:
-            timeout = rx.enter(timeout, self._check_rx)
+            c_busy.value = self.x_rx             # rx.enter(), inline (SideLock)
+            if self.c_rlock.value != rx.fast:
+                timeout = rx.enter_slow(timeout, self._check_rx)
+                if rx.died:
+                    self._took_over(rx)
         try:
-            if rx.died:
-                self._took_over(rx)
             if self.c_flags.value & DEALLOCATED:
                 raise self._deallocated()
-            o = self.c_out.value
+            c_out = self.c_out
+            o = c_out.value
             if o >= self.seen_in:
                 self._wait_message(o, timeout)
-            data, meta = self._take(o)
+            s, meta = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)
+            at = self.data + s % self.capacity
+            data = self.mm[at:at + (meta & LENGTH)]
+            c_out.value = o + 1                  # consume: after the copy, never before
         except BaseException:
             self._abandon_rx()
             raise
-        rx.leave()
+        c_busy.value = 0                         # rx.leave(), inline
+        if self.c_rlock.value != rx.keep:
+            rx.leave_slow()
         if self.c_ssleep.value:
             self._wake(self.p_txseq)
         if meta >> KIND_SHIFT:
-            return _loads(data)
+            return pickle.loads(data)
         return data
 
     def receive_nowait(self):
@@ -541,7 +349,7 @@ class Ring:
         if self.c_ssleep.value:
             self._wake(self.p_txseq)
         if meta >> KIND_SHIFT:
-            return _loads(data)
+            return pickle.loads(data)
         return data
 
     def _take(self, o):
@@ -551,102 +359,6 @@ class Ring:
         data = self.mm[at:at + (meta & LENGTH)]
         self.c_out.value = o + 1                 # consume: after the copy, never before
         return data, meta
-
-    def receive_many(self, max_messages=None, timeout=None, views=False):
-        """Remove up to max_messages (all there are if None) at once; blocks
-        only while the buffer is empty.  views=True: zero-copy, read-only
-        memoryviews into the ring (pickled messages come unpickled), valid
-        until this thread's next receive or release().
-
-        The entries are read as one array; copies are consumed (`out`
-        stored, a sleeping sender woken) every quarter of the capacity, so
-        that senders refill the ring while a large batch is copied out.  An
-        exception after some of them were consumed carries them as
-        `.received` (nothing is lost to the caller)."""
-        if max_messages is not None and max_messages < 1:
-            raise ValueError(f"max_messages must be at least 1, not {max_messages!r}")
-        o, out, metas = -1, [], ()
-        rx = self.rx
-        if self.lease:
-            self._end_lease(keep_word=views)     # views again: the held word goes on saying "inside"
-        else:
-            timeout = rx.enter(timeout, self._check_rx)
-        try:
-            if rx.died:
-                self._took_over(rx)
-            if self.c_flags.value & DEALLOCATED:
-                raise self._deallocated()
-            c_out = self.c_out
-            o = c_out.value
-            if o >= self.seen_in:
-                self._wait_message(o, timeout)
-            k = self.seen_in - o if max_messages is None else min(self.seen_in - o, max_messages)
-            mm, ents, n, base, cap = self.mm, self.ents, self.n, self.data, self.capacity
-            slot = o % n
-            first = min(k, n - slot)
-            ent = array("q", mm[ents + slot * ENTRY:ents + (slot + first) * ENTRY])
-            if k > first:
-                ent.frombytes(mm[ents:ents + (k - first) * ENTRY])
-            starts, metas = ent[0::2], ent[1::2]
-            src = self.arena.buf.toreadonly() if views else mm
-            raw = max(metas) <= LENGTH           # no pickled message among them
-            piece = cap if views else max(1, cap // 4)
-            j = 0
-            while j < k:                         # pieces of about `piece` bytes
-                m = bisect_right(starts, starts[j] + piece - 1, j + 1, k)
-                out += [src[base + st % cap:base + st % cap + (meta & LENGTH)]
-                        for st, meta in zip(starts[j:m], metas[j:m])]
-                j = m
-                if not views and j < k:          # consume what is copied: the senders refill it
-                    c_out.value = o + j
-                    self._fast_side_fence()
-                    if self.c_ssleep.value:
-                        self._wake(self.p_txseq)
-            if views:
-                self.lease_j = rx.hold(self.lease_j)    # stay inside; consume at the next receive
-                self.lease = k
-            else:
-                c_out.value = o + k
-        except BaseException as e:
-            taken = self.c_out.value - o if o >= 0 and not views else 0    # read while still inside
-            self._abandon_rx()
-            if taken > 0:                        # part of a large batch was consumed: hand it over
-                e.received = _unpickled(out[:taken], metas)
-            raise
-        if not views:
-            rx.leave()
-            if self.c_ssleep.value:
-                self._wake(self.p_txseq)
-        return out if raw else _unpickled(out, metas)
-
-    def receive_view(self, timeout=None):
-        """Zero-copy RECEIVE: a read-only memoryview of the message inside the
-        ring (an unpickled object for a pickled message), valid until this
-        thread's next receive or release().  Until then this thread keeps
-        the receive lock: other receivers wait."""
-        return self.receive_many(1, timeout, views=True)[0]
-
-    def release(self):
-        """Consume the messages held as views, and leave the receive side."""
-        if self.lease:
-            self._end_lease()
-            self.rx.leave()
-            if self.c_ssleep.value:
-                self._wake(self.p_txseq)
-
-    def _end_lease(self, keep_word=False):
-        """Consume the leased messages; the caller stays inside the receive lock
-        (busy word 0 names it again).  keep_word: the caller takes views
-        again at once, so it keeps its held word (still saying "inside")
-        rather than free it and claim it again."""
-        k, self.lease = self.lease, 0
-        self.rx.resume(self.lease_j, keep_word)
-        if not keep_word:
-            self.lease_j = None
-        self.c_out.value = self.c_out.value + k
-        self._fast_side_fence()                  # `out` before reading send_sleep
-        if self.c_ssleep.value:
-            self._wake(self.p_txseq)
 
     def _abandon_rx(self):
         """An exception inside the receive side: drop any lease, free the lock."""

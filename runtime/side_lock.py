@@ -179,6 +179,9 @@ class SideLock:
     exception inside.  `died` tells, after an enter, that the word was taken
     over from a dead holder."""
 
+    __slots__ = ("addr", "p", "word", "key", "wait_kind", "wait_obj", "name", "owner", "ctx", "tid", "mine",
+                 "fast", "keep", "eager", "died", "line", "threads", "find_line", "biased")
+
     def __init__(self, addr, key, wait_kind, wait_obj, name, owner):
         self.addr = addr
         self.p = atomics.pointer(addr)
@@ -209,16 +212,26 @@ class SideLock:
 
     # --- entering and leaving -------------------------------------------------------
 
+    # The ring's hottest calls (SEND, RECEIVE) inline the first two lines of
+    # enter and leave -- the busy store and the compare of the word with
+    # `fast` / `keep` -- and call enter_slow / leave_slow when the compare
+    # fails: a method call is a tenth of a message's cost.
+
     def enter(self, timeout=None, check=None):
         """Take the lock; blocks while another thread is inside.  Returns
         what is left of the timeout (None for none); TimeoutError when it
         runs out.  check() runs after every sleep slice and may raise (the
-        buffer was deallocated ...); the lock is not held then."""
+        buffer was deallocated ...); the lock is not held then.  `died` says
+        whether the word was taken over from a dead holder."""
         self.line.now.value = self.key
         if self.word.value != self.fast:
-            return self._slow(timeout, check, True)
+            return self.enter_slow(timeout, check)
         self.died = False
         return timeout
+
+    def enter_slow(self, timeout=None, check=None):
+        """enter, after its fast check failed (busy = key is stored)."""
+        return self._slow(timeout, check, True)
 
     def enter_nowait(self, check=None):
         """Take the lock if no other thread is inside, else WouldBlock."""
@@ -232,7 +245,12 @@ class SideLock:
         """Leave: keep the word (biased) unless someone asked or we are eager."""
         self.line.now.value = 0
         if self.word.value != self.keep:
-            self._free()
+            self.leave_slow()
+
+    def leave_slow(self):
+        """leave, after its fast check failed (busy = 0 is stored): free the
+        word -- someone waits, or the side is eager."""
+        self._free()
 
     def abandon(self):
         """An exception inside: leave and free the word now."""
