@@ -184,15 +184,22 @@ class Buffers:
 
     def allocate(self, n, capacity=None):
         """ALLOCATE_BOUNDED_BUFFER: a new buffer of at most n messages and
-        `capacity` bytes.  ValueError for n < 1 or capacity < 1; OutOfResources
-        when the table or /dev/shm is full.  Any process."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        `capacity` bytes.  TypeError for an n or capacity that is not an int;
+        ValueError for n < 1 or capacity < 1; OutOfResources when the table or
+        /dev/shm is full.  Any process."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"ALLOCATE_BOUNDED_BUFFER: n, the number of message slots, must be an int, "
+                            f"not {type(n).__name__} {n!r}")
+        if n < 1:
             raise ValueError(f"a bounded buffer needs n >= 1 message slots, not {n!r}")
         if n >= 1 << 40:
             raise ValueError(f"n = {n} message slots is more than a bounded buffer can have")
         if capacity is None:
             capacity = DEFAULT_CAPACITY
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"ALLOCATE_BOUNDED_BUFFER: capacity must be an int (bytes), "
+                            f"not {type(capacity).__name__} {capacity!r}")
+        if capacity < 1:
             raise ValueError(f"capacity must be a positive number of bytes, not {capacity!r}")
         if capacity >= 1 << 40:
             raise ValueError(f"capacity {capacity} is more than a bounded buffer can have")

@@ -22,7 +22,7 @@ Header layout (first 64 bytes of the main arena; written only by the kernel
 process, read by anyone):
 
     off size field
-      0   8  magic       b"VOSKERN1"
+      0   8  magic       b"VOSKERN2": the layout's version (bump it when the layout changes)
       8   8  pid         the kernel process
      16   8  pid_start   its start time in clock ticks since boot (tells pid reuse apart)
      24   8  state       RUNNING=1, SHUTDOWN=2
@@ -30,6 +30,8 @@ process, read by anyone):
 """
 
 import dataclasses
+import difflib
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -55,7 +57,8 @@ from .sched import board, strategies, wiring
 from .sched.board import MAX_CONTROLLED_THREADS
 from .sched.trace import FileCheck, make_token, read_trace
 
-MAGIC = b"VOSKERN1"
+MAGIC = b"VOSKERN2"   # 2: the thread table has a header.  A monitor (vos top, vos clean) of another
+                      # version refuses the arena (ValueError) instead of misreading it
 CONFIG_SIZE = 4096  # the pickled Config, so that `vos top` can attach to any kernel by name
 RUNNING, SHUTDOWN = 1, 2
 H_MAGIC, H_PID, H_START, H_STATE, H_NEXT_ID = 0, 8, 16, 24, 32
@@ -74,6 +77,52 @@ PARTS = [
 ]
 
 
+# The parts' own settings, Kernel(**part_settings): name -> (default, what it sets).
+# This table is the only list of them: Kernel() refuses any other name with a
+# TypeError that names the closest valid one (a typo such as `polcy="lru"`
+# must not boot a machine that silently runs with the default), and
+# Config.get() refuses to read an undeclared one.  A new setting is one line
+# here; its part reads it with config.get(name) and checks its value.
+PART_SETTINGS = {
+    "policy": ("clock", "page replacement: clock, fifo, lru or random (memory/policies.py)"),
+    "resident_limit": (0, "most frames one address space may hold (0: no limit)"),
+    "page_limit": (0, "most pages one address space may map (0: no limit)"),
+    "max_address_spaces": (64, "address-space table size"),
+    "address_space_pages": (4096, "virtual pages per address space"),
+    "max_blocks": (1024, "block table size (ALLOCATE_BLOCK)"),
+    "swap_pages": (None, "pages of swap (default: max(16384, 4 * frames))"),
+    "max_locks": (1024, "lock table size"),
+    "max_eventcounts": (1024, "eventcount and sequencer table size"),
+    "sync_slice": (0.25, "longest single futex sleep of ACQUIRE and AWAIT, in seconds"),
+    "sync_spin": (True, "ACQUIRE and AWAIT spin a little before they sleep"),
+    "max_buffers": (256, "bounded-buffer table size"),
+    "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
+    "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
+    # set by Kernel(schedule=..., max_steps=...), not given directly:
+    "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
+    "max_steps": (None, "a controlled run's step budget (StepLimit beyond it)"),
+}
+
+
+def _check_settings(part_settings):
+    """TypeError for keywords that are neither parameters of Kernel() nor part
+    settings, naming each one and the closest valid name."""
+    params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
+    valid = params + list(PART_SETTINGS)
+    unknown = sorted(set(part_settings) - set(PART_SETTINGS))
+    if not unknown:
+        return
+    words = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        words.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    s = "s" if len(unknown) > 1 else ""
+    message = f"Kernel() got unexpected keyword argument{s} {', '.join(words)}"
+    if not all(difflib.get_close_matches(name, valid, n=1) for name in unknown):
+        message += f"; the options are {', '.join(valid)}"
+    raise TypeError(message)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a process needs to rebuild the kernel's layout.  Picklable."""
@@ -88,7 +137,14 @@ class Config:
     extra: tuple = ()          # (name, value) pairs for the parts' own settings
 
     def get(self, name, default=None):
-        return dict(self.extra).get(name, default)
+        """A part setting: the value given to Kernel(), else `default`, else the
+        default in PART_SETTINGS.  KeyError for a name PART_SETTINGS lacks."""
+        if name not in PART_SETTINGS:
+            raise KeyError(f"{name!r} is not a Kernel setting: declare it in kernel.PART_SETTINGS")
+        given = dict(self.extra)
+        if name in given:
+            return given[name]
+        return PART_SETTINGS[name][0] if default is None else default
 
 
 class Kernel:
@@ -102,6 +158,8 @@ class Kernel:
     "random", "pct", "pct:D", a replay token "vos1:...", or a sched.Schedule.
     A controlled kernel runs one thread at a time, allows at most 64 threads
     (max_threads defaults to 64 there) and max_steps steps.
+
+    part_settings: the names in PART_SETTINGS; any other keyword is a TypeError.
     """
 
     def __init__(self, processors=None, frames=256, page_size=4096, swap=None, seed=None, *,
@@ -135,6 +193,7 @@ class Kernel:
             raise ValueError(f"max_threads must be an int from 2 to 65536, not {max_threads!r}")
         if not quantum > 0:
             raise ValueError(f"quantum must be positive, not {quantum!r}")
+        _check_settings(part_settings)
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
         if start_method not in multiprocessing.get_all_start_methods():
@@ -214,7 +273,7 @@ class Kernel:
         a = Arena.attach(name)
         try:
             if bytes(a.buf[H_MAGIC:H_MAGIC + 8]) != MAGIC:
-                raise ValueError(f"{name} is not a vos kernel arena")
+                raise ValueError(f"{name} is not a vos kernel arena of this version of vos")
             o = 64  # the config section follows the header
             n = _i64.unpack_from(a.buf, o)[0]
             config = pickle.loads(bytes(a.buf[o + 8:o + 8 + n]))
