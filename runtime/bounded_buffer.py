@@ -388,9 +388,7 @@ class Buffers:
         mark the ring locks it held owner-died (burier)."""
         ctx = _cx.current_or_none()
         own = ctx is not None and ctx.tid == tid
-        for slot in range(self.max):
-            if self._get(slot, E_STATE) != ALLOCATED:
-                continue
+        for slot in self._allocated_slots():
             ident = self._get(slot, E_ID)
             try:
                 if own:
@@ -405,6 +403,15 @@ class Buffers:
                         self.close_end(slot, ident, e)
             except BufferDeallocated:
                 continue
+
+    def _allocated_slots(self):
+        """Slots whose state is ALLOCATED, read at C speed (a strided view of
+        the state words)."""
+        states = self.buf[self._off(0):self._off(self.max)].cast("q")[::ENTRY_SIZE // 8]
+        try:
+            return [slot for slot, s in enumerate(states.tolist()) if s == ALLOCATED]
+        finally:
+            states.release()
 
     def shutdown(self):
         """Kernel process, at the end: unlink every side arena the table names."""

@@ -49,6 +49,7 @@ from .bounded_buffer import Buffers
 from .eventcounts import EventcountTable
 from .locks import LockTable
 from .memory.vm import VirtualMemory
+from .pool import Pool, pool_main
 from .thread_manager import ThreadManager, wait_pid_exit
 from .threads import ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
@@ -74,6 +75,7 @@ PARTS = [
     ("locks", LockTable),
     ("eventcounts", EventcountTable),
     ("buffers", Buffers),
+    ("pool", Pool),
 ]
 
 
@@ -98,6 +100,7 @@ PART_SETTINGS = {
     "max_buffers": (256, "bounded-buffer table size"),
     "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
     "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
+    "pool": (0, "idle VPs kept ready for ALLOCATE_THREAD (pool.py); 0: a process is forked per thread"),
     # set by Kernel(schedule=..., max_steps=...), not given directly:
     "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
     "max_steps": (None, "a controlled run's step budget (StepLimit beyond it)"),
@@ -267,6 +270,19 @@ class Kernel:
         vp_main(kernel, tid, procedure, args)
 
     @classmethod
+    def pool_spawned(cls, handle, entry, work):
+        """Entry of a pool VP started by spawn/forkserver (pool.py)."""
+        try:
+            kernel = cls.attach(handle)
+        except FileNotFoundError:
+            os._exit(70)
+        pool_main(kernel, entry, pickle.loads(work) if work is not None else None)
+
+    def kernel_pid(self):
+        """The kernel process's pid (from the arena header; any process)."""
+        return _i64.unpack_from(self.arena.buf, H_PID)[0]
+
+    @classmethod
     def attach_by_name(cls, name):
         """A read-mostly view of the kernel whose main arena is `name`, from any
         process (the monitor).  FileNotFoundError if it is gone."""
@@ -333,6 +349,7 @@ class Kernel:
             self.threads.install_boot_thread(os.getpid(), self.address_space)
             if self.sched is not None:
                 self._boot_controlled()
+            self.pool.warm()
             Context(self, 0).install()
             _set_subreaper(True)
             if threading.current_thread() is threading.main_thread():

@@ -33,7 +33,7 @@ import time
 from . import atomics
 from .context import current
 from .errors import KernelError, NotPicklable, OutOfResources, ThreadFailed
-from .threads import (DESTROYED, DONE, DYING, FAULTED, FLAG_DESTROY, FREE, LIVE, O_FLAGS, O_PID, O_REASON,
+from .threads import (DESTROYED, DONE, DYING, FAULTED, FLAG_DESTROY, FLAG_POOLED, FREE, LIVE, O_FLAGS, O_PID, O_REASON,
                       O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
 from .vp import exit_process, vp_main
 
@@ -71,6 +71,8 @@ class ThreadManager:
         name = getattr(procedure, "__qualname__", None) or getattr(procedure, "__name__", None) or type(procedure).__name__
         tid = self.threads.reserve(name, as_id, ctx.tid)
         self._reap_finished()
+        if k.pool.capacity and self._pooled(tid, procedure, args, ctx):
+            return tid
         mp = k.mp_context()
         if payload is None:
             proc = mp.Process(target=vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
@@ -84,6 +86,22 @@ class ThreadManager:
         self.threads.put64(self.threads.off(tid, O_PID), proc.pid)
         self._procs[tid] = proc
         return tid
+
+    def _pooled(self, tid, procedure, args, ctx):
+        """Start thread tid in a pool VP (pool.py): an idle one, or, from the
+        kernel process, a new one.  False: fork a plain VP instead."""
+        k = self.kernel
+        t = self.threads
+        pid = k.pool.hand_over(tid, procedure, args, ctx.tid)
+        if pid is None and os.getpid() == k.kernel_pid():
+            started = k.pool.start_vp((tid, procedure, args))
+            pid = started[0].pid if started else None
+        if pid is None:
+            return False
+        o = t.off(tid)
+        t.put64(o + O_PID, pid)
+        atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_POOLED)
+        return True
 
     def _reap_finished(self):
         """Reap the zombies of threads that someone else joined.  Joined threads
@@ -167,6 +185,7 @@ class ThreadManager:
             raise KernelError("thread 0 is the boot program: leave the `with Kernel` block to end it")
         if tid == ctx.tid:
             self.end_self(("failed", "Destroyed", f"thread {tid} destroyed itself", ""), FAULTED, DESTROYED)
+            exit_process(0)
         if t.get32(o + O_STATE) in DONE + (DYING,):
             return
         atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_DESTROY)
@@ -204,7 +223,9 @@ class ThreadManager:
         t.finish(tid, FAULTED, reason)
 
     def end_self(self, payload, state, reason):
-        """The calling VP's own death: status, hooks, processor, publish.  Does not return."""
+        """The calling VP's own death: status, hooks, processor, publish.
+        Returns; the VP's process then ends (vp.vp_main) or goes back to
+        its pool (pool.py)."""
         k = self.kernel
         ctx = current()
         ctx.disarm_clock()
@@ -217,7 +238,6 @@ class ThreadManager:
         if ctx.gate is not None:         # a controlled run: the EXIT step is done; hand the baton on
             ctx.gate.done()
             ctx.gate.depart()
-        exit_process(0)
 
 
 def wait_pid_exit(pid, timeout):

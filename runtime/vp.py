@@ -43,12 +43,20 @@ def vp_main(kernel, tid, procedure, args):
     """Run one thread in this (new) process.  Does not return."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
     kernel.enter_vp()
+    run_thread(kernel, tid, procedure, args)
+    exit_process(0)
+
+
+def run_thread(kernel, tid, procedure, args, pooled=False):
+    """Be thread tid in this process until it ends: Context, processor,
+    clock, the procedure, then its death (status, hooks, EXITED).  Returns
+    when it has ended (a pooled VP then goes back to its pool, pool.py)."""
     ctx = Context(kernel, tid).install()
     t = kernel.threads
     o = t.off(tid)
     t.put64(o + O_PID, os.getpid())
-    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not kernel.alive():
-        os._exit(0)  # destroyed before it ran: the destroyer buries it
+    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not (pooled or kernel.alive()):   # (a pool VP dies with the
+        os._exit(0)  # destroyed before it ran: the destroyer buries it             # kernel: PR_SET_PDEATHSIG)
     ctx.take_processor()
     ctx.arm_clock()
     gate = ctx.gate                 # a controlled run: wait to be chosen (sched/gate.py)
@@ -71,6 +79,7 @@ def vp_main(kernel, tid, procedure, args):
         gate.inside = False
         gate.point(EXIT_OP, exit_target(tid))      # the exit is a step too
     kernel.thread_manager.end_self(payload, state, reason)
+    ctx.uninstall()
 
 
 def exit_process(code):
@@ -84,4 +93,4 @@ def exit_process(code):
     os._exit(code)
 
 
-__all__ = ["ThreadExit", "vp_main", "exit_process"]
+__all__ = ["ThreadExit", "vp_main", "run_thread", "exit_process"]
