@@ -71,7 +71,12 @@ def touch_page(value):
 
 
 def run(k, procedure, *args):
-    return k.join(ALLOCATE_THREAD(procedure, k.address_space, *args), timeout=20)
+    """Run a thread to its end, and let its VP put itself back before the next
+    (on a loaded host that can take longer than a claimer waits: then a
+    second VP would be started, and these tests are about one VP's hygiene)."""
+    result = k.join(ALLOCATE_THREAD(procedure, k.address_space, *args), timeout=20)
+    k.pool.settle()
+    return result
 
 
 def pool_vp_pids(k):
