@@ -442,6 +442,8 @@ class Baseline:
                 m.__dict__.update(saved)
         pager.reset()
         kernel.buffers.detach()                           # unmap the rings this thread used
+        kernel.locks.forget()
+        kernel.eventcounts.forget()
         for fd in _open_fds() - self.fds:
             try:
                 os.close(fd)
