@@ -172,12 +172,12 @@ class _Node:
     __slots__ = ("enabled", "chosen", "sleep", "done", "preempts", "current")
 
     def __init__(self, step, prev):
-        tid, enabled, sleep, _pre = step
+        tid, enabled, sleep, _pre, ongoing = step
         self.enabled = enabled
         self.chosen = tid
         self.sleep = set(sleep)
         self.done = {tid}
-        self.current = prev if prev in enabled else None    # who would run on without a preemption
+        self.current = prev if ongoing else None    # who would run on without a preemption (not after YIELD)
         self.preempts = 0
 
 

@@ -88,8 +88,9 @@ TIMED_OUT, DEADLOCK, SPINNING, STARTED = 1, 2, 4, 8
 
 TRACE_WORDS = 10
 TRACE_RECORD = 8 * TRACE_WORDS
-PREEMPTED, NOBODY, TIMEOUT, FAILED = 1, 2, 4, 8   # step flags: a preemption; a wake-up that woke nobody;
-                                                  # a wait that timed out; the op raised
+PREEMPTED, NOBODY, TIMEOUT, FAILED, ONGOING = 1, 2, 4, 8, 16
+# step flags: a preemption; a wake-up that woke nobody; a wait that timed out; the op raised; the thread
+# that ran the step before could have run on (choosing another was a preemption; not after a YIELD)
 SITES = 1 << 16
 MAX_CONTROLLED_THREADS = 64                       # enabled and sleep sets are one 64-bit mask
 
