@@ -63,6 +63,7 @@ PARTS = [
     ("locks", "runtime.locks:LockTable"),
     ("eventcounts", "runtime.eventcounts:EventcountTable"),
     ("buffers", "runtime.bounded_buffer:Buffers"),
+    ("bundles", "runtime.bundle:Bundles"),
 ]
 
 
