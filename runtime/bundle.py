@@ -113,11 +113,14 @@ C_CLAIMED, C_OWNER = 0, 8
 
 DEFAULT_BUNDLES, DEFAULT_SENDERS = 8, 64
 BATCH = 16                      # views a receiver takes from a member at a time
-STEAL_AFTER = 0.0002            # a receiver waits this long on an empty home before it steals
+STEAL_AFTER = 0.001             # a receiver waits this long on an empty home before it steals ...
+STICKY = 8                      # ... then keeps to the member it stole from for this many batches
 POLL_MIN, POLL_MAX = 0.001, 0.05   # then it sleeps on its home, looking elsewhere between sleeps
 _NOTHING = object()
 
 RAW, PICKLED = 0, 1
+SMALL = 4096                    # messages up to this size are copied behind their header; larger
+                                # ones are written into the ring around it (send_into)
 _head = struct.Struct("<IIq")   # sender s, kind, sequence number q
 HEAD = _head.size
 _pack, _unpack = _head.pack, _head.unpack_from
@@ -358,6 +361,28 @@ def _encode(message):
 
 # --- the two ends, private to the thread that uses them --------------------------------------
 
+class _Packet:
+    """A large message on its way: the header and the caller's payload, written
+    straight into the member's ring by send_into (no copy of the payload on
+    the sending side; the payload object is kept, not copied, as the copy
+    for a failover -- bytes cannot change)."""
+    __slots__ = ("head", "payload", "size")
+
+    def __init__(self, head, payload):
+        self.head = head
+        self.payload = payload
+        self.size = HEAD + len(payload)
+
+    def fill(self, view):
+        view[:HEAD] = self.head
+        view[HEAD:self.size] = self.payload
+        return self.size
+
+
+def _seq(packet):
+    return _unpack(packet if type(packet) is bytes else packet.head)[2]
+
+
 class _Sender:
     """A sending thread's state: its number s, its next sequence number, its
     home member, and the copies of its messages not yet claimed (oldest
@@ -389,13 +414,17 @@ class _Sender:
 
     def send(self, message, timeout):
         q = self.seq
-        if type(message) is bytes:
-            packet = _pack(self.s, RAW, q) + message
+        t = type(message)
+        if t is bytes and len(message) <= SMALL:
+            packet = _pack(self.s, RAW, q) + message   # one small copy: cheaper than a fill call
         else:
-            kind, payload = _encode(message)
-            packet = _pack(self.s, kind, q) + payload
+            if t is bytes or t is bytearray or t is memoryview:
+                kind, payload = RAW, memoryview(message).cast("B")
+            else:
+                kind, payload = _encode(message)
+            packet = _Packet(_pack(self.s, kind, q), payload)
         try:
-            self.out.send(packet, timeout)
+            self._send(packet, timeout)
         except BufferDeallocated:
             self._failover()
             self.send(message, timeout)
@@ -406,10 +435,16 @@ class _Sender:
         if len(copies) > self.limit:
             self._trim()
 
+    def _send(self, packet, timeout=None):
+        if type(packet) is bytes:
+            self.out.send(packet, timeout)
+        else:
+            self.out.send_into(packet.size, packet.fill, timeout)
+
     def _trim(self):
         """Drop the copies of messages already claimed."""
         c, copies = self.claimed.value, self.copies
-        while copies and _unpack(copies[0])[2] < c:
+        while copies and _seq(copies[0]) < c:
             copies.popleft()
 
     def _failover(self):
@@ -424,7 +459,7 @@ class _Sender:
             self._trim()
             try:
                 for packet in self.copies:
-                    self.out.send(packet)
+                    self._send(packet)
             except BufferDeallocated:
                 continue
             part._add(slot, R_RESENT, len(self.copies))
@@ -463,6 +498,7 @@ class _Receiver:
         self.k = len(members)
         self.home = self.cur = r % self.k
         self.rotor = self.home                   # where the next scan starts looking
+        self.sticky = 0                          # batches left to take from `cur` before looking round
         self.ctx = ctx
         self.views, self.i = [], 0
         self.gone = set()
@@ -473,10 +509,12 @@ class _Receiver:
 
     def receive(self, timeout):
         """The next message for this thread.  Order of looking: the views in
-        hand; the home member; the home again, waiting a little there (its
-        sender is probably about to SEND); every other member (stealing,
-        from a start that moves round); then the home again, sleeping a few
-        milliseconds at a time."""
+        hand; the home member; the member it last stole from (for at most
+        STICKY batches in a row); the home again, waiting a little there
+        (its sender is probably about to SEND); every other member
+        (stealing, from a start that moves round, so that no member is
+        starved); then the home again, sleeping a few milliseconds at a
+        time."""
         views, i = self.views, self.i
         if i < len(views):                       # the fast path: _next_view, inline
             v = views[i]
@@ -498,10 +536,14 @@ class _Receiver:
             home = self._home()
             if self._take(home, 0):
                 continue
+            if self.cur != home and self.sticky > 0 and self._take(self.cur, 0):
+                self.sticky -= 1                 # keep stealing from a member that has messages ...
+                continue
             if timeout != 0 and self._take(home, STEAL_AFTER if deadline is None
                                            else max(0.0, min(STEAL_AFTER, deadline - time.monotonic()))):
                 continue
             if self._scan():
+                self.sticky = STICKY             # ... for a few batches, then look round again
                 continue
             wait = self.poll
             if deadline is not None:

@@ -176,6 +176,42 @@ def test_a_member_deallocated_mid_stream_loses_nothing():
         k._check_invariants()
 
 
+def send_ten_then_flush(b, sent, go):
+    for q in range(10):
+        b.send(b"m%d" % q)
+    sent.send(b"sent")
+    go.receive()
+    b.flush(timeout=20)
+    return "flushed"
+
+
+def test_copies_are_sent_again_and_the_claims_drop_the_ones_delivered_after_all():
+    """Thread 0 holds the views of m0..m9 (it has handed out m0) when their
+    member is deallocated; the sender sends m1..m9 again on the other
+    member; thread 0 still hands out m1..m9 from its views, so the nine
+    copies are duplicates: dropped, and counted."""
+    with Kernel() as k:
+        b = ALLOCATE_BUNDLE(2, 16)
+        sent, go = ALLOCATE_BOUNDED_BUFFER(1), ALLOCATE_BOUNDED_BUFFER(1)
+        t = ALLOCATE_THREAD(send_ten_then_flush, k.address_space, b, sent, go)
+        assert sent.receive(timeout=10) == b"sent"
+        assert RECEIVE(b) == b"m0"                      # home member 0; ten views in hand, m0 claimed
+        DEALLOCATE_BOUNDED_BUFFER(b.members()[0])
+        go.send(b"go")
+        deadline = time.monotonic() + 10
+        while b.statistics()["failovers"] == 0:         # the sender noticed, and sent m1..m9 again
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert [RECEIVE(b) for _ in range(9)] == [b"m%d" % q for q in range(1, 10)]
+        assert k.join(t, timeout=10) == "flushed"
+        b.close()
+        with pytest.raises(EndOfStream):
+            RECEIVE(b)
+        row = b.statistics()
+        assert row["failovers"] == 1 and row["resent"] == 9 and row["duplicates"] == 9, row
+        assert row["members"] == [(b.members()[0].id, True), (b.members()[1].id, False)]
+
+
 def test_every_member_deallocated_is_buffer_deallocated_and_wakes_receivers():
     with Kernel() as k:
         b = ALLOCATE_BUNDLE(2, 4)
