@@ -24,7 +24,10 @@ How each problem is answered.
     acknowledged and sends it again when no acknowledgement came within the
     retransmission timeout (RTO: measured round trip time plus four
     deviations, Jacobson's rule; a packet sent again doubles its own timeout,
-    and its round trip is not measured: Karn's rule).
+    and its round trip is not measured: Karn's rule).  When the selective
+    acknowledgements show that packets after a gap arrived, the missing
+    ones sent more than a round trip ago are resent at once (fast
+    retransmit), without waiting for their timeout.
   * Duplicates and late packets (时延).  A packet whose sequence number was
     delivered already, or is held already, is dropped (and acknowledged
     again: its acknowledgement may have been lost).
@@ -65,6 +68,7 @@ from .physical import NONE, Faults, PhysicalLink
 MIN_RTO, MAX_RTO = 0.004, 0.2
 POLL_SHARED = 0.002          # with several circuits: how often a waiting endpoint looks at its inbox
 POLL_ALONE = 0.05            # with one circuit nobody fills the inbox: sleep on the line longer
+SERVICE_EVERY = 8            # a sender reads the acknowledgements after this many new packets
 LINGER = 0.5                 # close(): how long to keep sending FIN for its acknowledgement
 RX_LINGER = 0.02             # a receiver that got FIN answers resent FINs this long (its ack may be lost)
 
@@ -293,7 +297,8 @@ class _Sender(_Half):
         self.check_at = min(self.check_at, now + self.rto)
         self.out.send(pkt)
         self.stats["packets"] += 1
-        self._service(0)
+        if seq % SERVICE_EVERY == SERVICE_EVERY - 1 or now >= self.check_at:
+            self._service(0)                     # (looking at an empty line is a slow path: not every time)
 
     def _wait_for_acks(self, deadline, linger):
         """Service the link once, waiting for acknowledgements.  With `linger`:
@@ -336,12 +341,26 @@ class _Sender(_Half):
                     self._measure(now - entry[1])
             self.base = min(p.seq, self.next)
         bits = p.sack
+        if not bits:
+            return
         while bits:
             low = bits & -bits
             s = p.seq + low.bit_length()                    # bit i: packet seq + 1 + i
             if self.unacked.pop(s, None) is not None:
                 self.stats["selectively_acked"] += 1
             bits ^= low
+        # Packets after the gap arrived: what is still missing before the last of
+        # them and was sent more than a round trip ago is lost.  Resend it now
+        # rather than wait for its timeout (fast retransmit).
+        top = p.seq + p.sack.bit_length()
+        rtt = self.srtt if self.srtt is not None else self.rto / 2
+        for s in range(p.seq, top):
+            entry = self.unacked.get(s)
+            if entry is not None and now - entry[1] > rtt:
+                self.out.send(entry[0], block=False)
+                entry[1] = now
+                entry[2] += 1
+                self.stats["fast_retransmitted"] += 1
 
     def _measure(self, rtt):
         """Jacobson: srtt and rttvar from a packet sent once (Karn)."""
