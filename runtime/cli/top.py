@@ -1,7 +1,9 @@
 """`vos top [ARENA]`: watch a running kernel, live: its threads (state, what
 each waits for, CPU time, switches), bounded buffers (fill, traffic, who is
-blocked), locks, eventcounts and sequencers, and virtual memory per address
-space.
+blocked), locks, eventcounts and sequencers, virtual memory per address
+space, and the escape check (runtime/audit.py): a process that maps the
+kernel's memory without being one of its threads, or a thread that mapped
+the arena again by name, is named under the tables.
 
 Reads the kernel's tables straight from shared memory without taking any
 lock, so it works even when the kernel's threads are wedged (deadlocked,
@@ -11,7 +13,7 @@ import time
 
 from rich.live import Live
 
-from .. import arena
+from .. import arena, audit
 from ..kernel import Kernel
 from .render import kernel_view, kernels_table
 
@@ -39,6 +41,16 @@ def _running_kernels():
     return out
 
 
+def _snapshot(k):
+    """The kernel's statistics, and the escape check's findings (runtime/audit.py):
+    processes that map its memory without being its threads, threads that
+    mapped its arena again by name.  (This monitor maps the arena too; the
+    check leaves out the process that runs it.)"""
+    stats = k.statistics()
+    stats["escapes"] = audit.audit(k)
+    return stats
+
+
 def run(args, console):
     kernels = _running_kernels()
     if args.arena:
@@ -59,11 +71,11 @@ def run(args, console):
     title = f"kernel {k.arena.name}"
     try:
         if args.once:
-            console.print(kernel_view(k.statistics(), title))
+            console.print(kernel_view(_snapshot(k), title))
             return 0
         with Live(console=console, refresh_per_second=max(1, int(1 / args.interval))) as live:
             while k.alive():
-                live.update(kernel_view(k.statistics(), title))
+                live.update(kernel_view(_snapshot(k), title))
                 time.sleep(args.interval)
         console.print("the kernel has ended")
         return 0
