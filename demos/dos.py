@@ -116,17 +116,18 @@ def run(quota, window):
 
 def main(console, quick=False):
     window = 0.4 if quick else 2.0
-    console.print(f"[bold]Step 1.[/] {FRAMES} physical frames. A polite thread reads its {WORKING_SET} pages round "
-                  f"after round in its own address space; its speed alone over {window:g} s:")
+    console.print(f"[bold]Step 1.[/] {FRAMES} physical frames (物理内存). A polite thread reads its {WORKING_SET} "
+                  f"pages round after round in its own address space (虚拟内存); its speed alone over {window:g} s:")
     free = run(None, window)
     console.print(f"  {free['alone']:,.0f} rounds/s.")
-    console.print(f"[bold]Step 2.[/] A hog in another address space touches {HOG_PAGES} pages, again and again, "
-                  "[bold]no quota[/]. Once it has been round, the polite thread's speed over the same window:")
+    console.print(f"[bold]Step 2.[/] Denial of service (拒绝服务): a hog in another address space touches "
+                  f"{HOG_PAGES} pages, again and again, [bold]no quota[/]. Once it has been round, the polite "
+                  "thread's speed over the same window:")
     console.print(f"  The hog holds {free['hog_frames']} of {FRAMES} frames, the polite thread "
                   f"{free['polite_frames']}. The polite thread's pages were evicted {free['evicted']:,} times and "
                   f"faulted back from swap {free['faults']:,} times: [red]{free['crowded']:,.0f} rounds/s "
                   f"({free['crowded'] / free['alone']:.0%} of its speed alone)[/].")
-    console.print(f"[bold]Step 3.[/] The same, the hog's address space created with "
+    console.print(f"[bold]Step 3.[/] The same, the hog's address space under a quota (配额): "
                   f"[bold]CREATE_ADDRESS_SPACE(resident_limit={QUOTA})[/]: at its limit it evicts its own pages.")
     fair = run(QUOTA, window)
     console.print(f"  Alone: {fair['alone']:,.0f} rounds/s. With the hog: the hog holds {fair['hog_frames']} frames "

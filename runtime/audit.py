@@ -11,7 +11,8 @@ noticing and the narrowing that can be checked:
   * `audit(kernel)` reads /proc/<pid>/maps of every process it may read
     (Linux) and reports
       - a process that maps one of the kernel's segments and is neither the
-        kernel's process nor one of its live VPs: an *outsider*;
+        kernel's process, nor one of its live VPs, nor a VP of its pool
+        (pool.py: ready containers, no thread yet): an *outsider*;
       - a VP that maps the main arena more than once: the kernel gives each
         VP one mapping, so a second one was opened by name, past the pager.
     The process that runs the audit is left out (`vos top` maps the arena to
@@ -85,13 +86,15 @@ def audit(kernel):
     main, _ = _segments_of(kernel)
     kernel_pid = kernel.threads.get64(kernel.threads.slot_off(0, 16))   # thread 0's pid: the kernel process
     vps = {r["pid"]: r for r in kernel.thread_info() if r["state"] in ("RUNNABLE", "RUNNING", "WAITING")}
+    pool = getattr(kernel, "pool", None)
+    ready = set(pool.pids()) if pool is not None and hasattr(pool, "pids") else set()   # idle pool VPs
     me = os.getpid()
     found = []
     for pid, segs in sorted(maps(kernel).items()):
         if pid == me:
             continue
         row = vps.get(pid)
-        if pid != kernel_pid and row is None:
+        if pid != kernel_pid and row is None and pid not in ready:
             for name, n in sorted(segs.items()):
                 found.append(Finding(pid, None, _cmdline(pid), name, n,
                                      "maps the kernel's memory but is not one of its threads"))

@@ -49,7 +49,7 @@ Table layout (part "buffers" in the main arena; native 64-bit words):
       off size field        guard / writer
         0   8  max_buffers  written once at boot
         8   8  allocations  fetch_add by ALLOCATE: buffers ever allocated
-       16   8  biased       written once at boot: 1 if side locks are biased (buffer_ring.py)
+       16   8  biased       written once at boot: 1 if side locks are biased (side_lock.py)
     entries, ENTRY_SIZE = 192 bytes per slot
         0   8  state        FREE / CREATING / ALLOCATED / DEALLOCATING; CAS by
                             the allocator and the deallocator (one winner each)
@@ -64,7 +64,7 @@ Table layout (part "buffers" in the main arena; native 64-bit words):
     busy, 64 bytes per thread slot (one cache line each)
         0   8  busy         key of the side lock the thread is inside (0: none);
                             written only by that thread, read by lock askers
-                            after a membarrier (buffer_ring.py)
+                            after a membarrier (side_lock.py)
 """
 
 import ctypes
@@ -76,8 +76,9 @@ from . import arena as _arena
 from . import atomics
 from . import context as _cx
 from . import mutex
-from .buffer_ring import (BUSY_STRIDE, DEALLOCATED, READERS_GONE, WRITERS_GONE, Ring, arena_size,
-                          bias_available, format_header)
+from .buffer_layout import DEALLOCATED, READERS_GONE, WRITERS_GONE, arena_size, format_header
+from .buffer_ring import Ring
+from .side_lock import BUSY_STRIDE, BusyLine, bias_available, read_line
 from .errors import (BufferDeallocated, EndOfStream, KernelError, NoSuchThread, OutOfResources,
                      StreamClosed)
 from .threads import LIVE, O_STATE, WAIT_RECEIVE, WAIT_SEND
@@ -113,7 +114,10 @@ class Buffers:
         self.malloc_tuning = kernel.config.get("buffer_malloc_tuning", True)
         self.max_threads = kernel.config.max_threads
         self.busy_addr = self.addr + 64 + ENTRY_SIZE * self.max
+        self.busy_off = self.base + 64 + ENTRY_SIZE * self.max
         self._rings = {}          # slot -> Ring: private to this process
+        self._line = None         # the BusyLine of the thread this process runs (private)
+        self.ring_class = Ring    # a controlled kernel's is sched.wiring.ControlledRing
 
     @staticmethod
     def section_size(config):
@@ -121,7 +125,8 @@ class Buffers:
 
     def boot(self):
         _w.pack_into(self.buf, self.base + H_MAX, self.max)
-        biased = self.kernel.config.get("buffer_bias", True) and bias_available()
+        biased = self.kernel.config.get("buffer_bias", True) and self.kernel.config.get("schedule") is None \
+            and bias_available()       # a controlled run holds no lock across steps: no bias to keep
         _w.pack_into(self.buf, self.base + H_BIASED, int(biased))
 
     @property
@@ -129,8 +134,36 @@ class Buffers:
         return bool(_w.unpack_from(self.buf, self.base + H_BIASED)[0])
 
     def _new_ring(self, seg, slot, ident, n, capacity):
-        return Ring(seg, ident, n, capacity, self._ends_checker(slot, ident), self.busy_addr,
-                    self.max_threads, self.biased)
+        r = self.ring_class(seg, ident, n, capacity, self._ends_checker(slot, ident), self.biased)
+        r.slot = slot
+        return r
+
+    def can_send(self, slot, ident, size, tid):
+        """Would a SEND of `size` bytes by thread tid run now?  (Controlled
+        runs; any process.)  True for a buffer that is gone: SEND raises."""
+        try:
+            return self.ring(slot, ident).can_send(size, tid, self.kernel.threads)
+        except BufferDeallocated:
+            return True
+
+    def can_receive(self, slot, ident, tid):
+        """Would a RECEIVE by thread tid run now?  (Controlled runs.)"""
+        try:
+            return self.ring(slot, ident).can_receive(tid, self.kernel.threads)
+        except BufferDeallocated:
+            return True
+
+    def _busy_line(self, ctx):
+        """The calling thread's BusyLine (one per thread per process: the
+        rings of every buffer share it)."""
+        line = self._line
+        if line is None or line.ctx is not ctx:
+            line = self._line = BusyLine(ctx, self.busy_addr + (ctx.tid % self.max_threads) * BUSY_STRIDE)
+        return line
+
+    def _find_line(self, tid):
+        """The keys of the side locks thread tid is inside (an asker's read)."""
+        return read_line(self.buf, self.busy_off + (tid % self.max_threads) * BUSY_STRIDE)
 
     # --- the table -------------------------------------------------------------------
 
@@ -151,15 +184,22 @@ class Buffers:
 
     def allocate(self, n, capacity=None):
         """ALLOCATE_BOUNDED_BUFFER: a new buffer of at most n messages and
-        `capacity` bytes.  ValueError for n < 1 or capacity < 1; OutOfResources
-        when the table or /dev/shm is full.  Any process."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        `capacity` bytes.  TypeError for an n or capacity that is not an int;
+        ValueError for n < 1 or capacity < 1; OutOfResources when the table or
+        /dev/shm is full.  Any process."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"ALLOCATE_BOUNDED_BUFFER: n, the number of message slots, must be an int, "
+                            f"not {type(n).__name__} {n!r}")
+        if n < 1:
             raise ValueError(f"a bounded buffer needs n >= 1 message slots, not {n!r}")
         if n >= 1 << 40:
             raise ValueError(f"n = {n} message slots is more than a bounded buffer can have")
         if capacity is None:
             capacity = DEFAULT_CAPACITY
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"ALLOCATE_BOUNDED_BUFFER: capacity must be an int (bytes), "
+                            f"not {type(capacity).__name__} {capacity!r}")
+        if capacity < 1:
             raise ValueError(f"capacity must be a positive number of bytes, not {capacity!r}")
         if capacity >= 1 << 40:
             raise ValueError(f"capacity {capacity} is more than a bounded buffer can have")
@@ -236,7 +276,7 @@ class Buffers:
         ctx = _cx.current()
         r = self.ring(slot, ident)
         if r.ctx is not ctx:
-            r.bind(ctx)
+            r.bind(ctx, self._busy_line(ctx), self._find_line)
             _tune_malloc(self.malloc_tuning)
         return r
 
@@ -348,9 +388,7 @@ class Buffers:
         mark the ring locks it held owner-died (burier)."""
         ctx = _cx.current_or_none()
         own = ctx is not None and ctx.tid == tid
-        for slot in range(self.max):
-            if self._get(slot, E_STATE) != ALLOCATED:
-                continue
+        for slot in self._allocated_slots():
             ident = self._get(slot, E_ID)
             try:
                 if own:
@@ -365,6 +403,15 @@ class Buffers:
                         self.close_end(slot, ident, e)
             except BufferDeallocated:
                 continue
+
+    def _allocated_slots(self):
+        """Slots whose state is ALLOCATED, read at C speed (a strided view of
+        the state words)."""
+        states = self.buf[self._off(0):self._off(self.max)].cast("q")[::ENTRY_SIZE // 8]
+        try:
+            return [slot for slot, s in enumerate(states.tolist()) if s == ALLOCATED]
+        finally:
+            states.release()
 
     def shutdown(self):
         """Kernel process, at the end: unlink every side arena the table names."""
@@ -500,7 +547,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        r.send(message, None, True)
+        r.send_nowait(message)
 
     def send_many(self, messages, timeout=None):
         """SEND each message, in order, under one lock hold (far fewer
@@ -539,7 +586,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        return r.receive(None, True)
+        return r.receive_nowait()
 
     def receive_many(self, max_messages=None, timeout=None, views=False):
         """Remove up to max_messages at once (all that are there if None);
@@ -548,7 +595,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        return r.receive_many(max_messages, timeout, False, views)
+        return r.receive_many(max_messages, timeout, views)
 
     def receive_view(self, timeout=None):
         """Zero-copy RECEIVE: a read-only memoryview of the message in the
@@ -687,7 +734,7 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        r.send(message, None, True)
+        r.send_nowait(message)
 
     def send_many(self, messages, timeout=None):
         c, r = _cx._current, self._r
@@ -739,13 +786,13 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        return r.receive(None, True)
+        return r.receive_nowait()
 
     def receive_many(self, max_messages=None, timeout=None, views=False):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        return r.receive_many(max_messages, timeout, False, views)
+        return r.receive_many(max_messages, timeout, views)
 
     def receive_view(self, timeout=None):
         c, r = _cx._current, self._r

@@ -382,6 +382,10 @@ class EventcountTable:
             finally:
                 fetch_add_raw(p, _MINUS_ONE_SLEEPER, SEQ_CST)
 
+    def count_of(self, ec_id):
+        """The count of eventcount ec_id (a lock-free read; controlled runs)."""
+        return _i64.unpack_from(self.buf, self._rec(ec_id))[0] & COUNT
+
     def _sleepers(self, ec):
         """The sleepers field of the word (for tests and the monitor)."""
         return load_raw(self._ec(ec), SEQ_CST) >> 48

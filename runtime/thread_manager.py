@@ -14,6 +14,8 @@ A thread ends in one of four ways, recorded in its entry's `reason`:
     fault       an uncaught memory fault (SegmentationFault, ProtectionFault, ...)
     destroyed   DESTROY_THREAD, or its process died (SIGKILL from outside)
 
+The first code of a new VP (its bootstrap) is in vp.py.
+
 Dying cleanly is the thread's own job (write status, give back what it holds,
 publish EXITED).  A thread that cannot do it (killed) is *buried* by whoever
 notices first, a joiner, a destroyer or a waiter, using the same steps; the
@@ -26,23 +28,14 @@ import os
 import pickle
 import select
 import signal
-import sys
 import time
-import traceback
 
 from . import atomics
-from .context import Context, current
-from .errors import KernelError, MemoryFault, NotPicklable, OutOfResources, ThreadFailed
-from .threads import (DESTROYED, DONE, DYING, EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY,
-                      FREE, LIVE, O_FLAGS, O_PID, O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
-
-
-class ThreadExit(BaseException):
-    """Raised by EXIT_THREAD; caught by the VP bootstrap (or the Kernel, in thread 0)."""
-
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
+from .context import current
+from .errors import KernelError, NotPicklable, OutOfResources, ThreadFailed
+from .threads import (DESTROYED, DONE, DYING, FAULTED, FLAG_DESTROY, FLAG_POOLED, FREE, LIVE, O_FLAGS, O_PID, O_REASON,
+                      O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
+from .vp import exit_process, vp_main
 
 
 class ThreadManager:
@@ -78,11 +71,13 @@ class ThreadManager:
         name = getattr(procedure, "__qualname__", None) or getattr(procedure, "__name__", None) or type(procedure).__name__
         tid = self.threads.reserve(name, as_id, ctx.tid)
         self._reap_finished()
+        if k.pool.capacity and self._pooled(tid, procedure, args, ctx):
+            return tid
         mp = k.mp_context()
         if payload is None:
-            proc = mp.Process(target=_vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
-        else:
-            proc = mp.Process(target=_vp_spawned, args=(k.handle(), tid, payload), name=f"vos-vp-{tid}")
+            proc = mp.Process(target=vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
+        else:   # a spawned VP re-attaches the kernel by name first (Kernel.vp_spawned)
+            proc = mp.Process(target=type(k).vp_spawned, args=(k.handle(), tid, payload), name=f"vos-vp-{tid}")
         try:
             proc.start()
         except OSError as e:
@@ -91,6 +86,22 @@ class ThreadManager:
         self.threads.put64(self.threads.off(tid, O_PID), proc.pid)
         self._procs[tid] = proc
         return tid
+
+    def _pooled(self, tid, procedure, args, ctx):
+        """Start thread tid in a pool VP (pool.py): an idle one, or, from the
+        kernel process, a new one.  False: fork a plain VP instead."""
+        k = self.kernel
+        t = self.threads
+        pid = k.pool.hand_over(tid, procedure, args, ctx.tid)
+        if pid is None and os.getpid() == k.kernel_pid():
+            started = k.pool.start_vp((tid, procedure, args))
+            pid = started[0].pid if started else None
+        if pid is None:
+            return False
+        o = t.off(tid)
+        t.put64(o + O_PID, pid)
+        atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_POOLED)
+        return True
 
     def _reap_finished(self):
         """Reap the zombies of threads that someone else joined.  Joined threads
@@ -174,6 +185,7 @@ class ThreadManager:
             raise KernelError("thread 0 is the boot program: leave the `with Kernel` block to end it")
         if tid == ctx.tid:
             self.end_self(("failed", "Destroyed", f"thread {tid} destroyed itself", ""), FAULTED, DESTROYED)
+            exit_process(0)
         if t.get32(o + O_STATE) in DONE + (DYING,):
             return
         atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_DESTROY)
@@ -206,12 +218,14 @@ class ThreadManager:
         if not t.claim_dead(tid):
             return
         t.write_status(tid, ("failed", exc_type, message, ""))
-        self.kernel.processors.release_for_dead(tid)
+        self.kernel.processors.release_for_dead(tid, current().tid)
         self.kernel.run_death_hooks(tid)
         t.finish(tid, FAULTED, reason)
 
     def end_self(self, payload, state, reason):
-        """The calling VP's own death: status, hooks, processor, publish.  Does not return."""
+        """The calling VP's own death: status, hooks, processor, publish.
+        Returns; the VP's process then ends (vp.vp_main) or goes back to
+        its pool (pool.py)."""
         k = self.kernel
         ctx = current()
         ctx.disarm_clock()
@@ -221,7 +235,9 @@ class ThreadManager:
         k.run_death_hooks(ctx.tid)
         k.processors.release(ctx.tid)
         t.finish(ctx.tid, state, reason)
-        _flush_and_exit(0)
+        if ctx.gate is not None:         # a controlled run: the EXIT step is done; hand the baton on
+            ctx.gate.done()
+            ctx.gate.depart()
 
 
 def wait_pid_exit(pid, timeout):
@@ -242,53 +258,3 @@ def wait_pid_exit(pid, timeout):
             return
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.001)
-
-
-def _flush_and_exit(code):
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except Exception:
-            pass
-    os._exit(code)
-
-
-# --- the VP bootstrap: first code of every new virtual processor ---------------
-
-def _vp_spawned(handle, tid, payload):
-    """Entry of a VP started by spawn/forkserver: re-attach, then run."""
-    from .kernel import Kernel
-    try:
-        kernel = Kernel.attach(handle)
-    except FileNotFoundError:
-        os._exit(70)  # the kernel is already gone
-    procedure, args = pickle.loads(payload)
-    _vp_main(kernel, tid, procedure, args)
-
-
-def _vp_main(kernel, tid, procedure, args):
-    """Run one thread in this (new) process.  Does not return."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
-    kernel.enter_vp()
-    ctx = Context(kernel, tid).install()
-    mgr = kernel.thread_manager
-    t = kernel.threads
-    o = t.off(tid)
-    t.put64(o + O_PID, os.getpid())
-    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not kernel.alive():
-        os._exit(0)  # destroyed before it ran: the destroyer buries it
-    ctx.take_processor()
-    ctx.arm_clock()
-    try:
-        status = procedure(*args)
-        payload, state, reason = ("exit", status), EXITED, EXIT
-    except ThreadExit as e:
-        payload, state, reason = ("exit", e.status), EXITED, EXIT
-    except BaseException as e:  # noqa: BLE001 - an uncaught exception ends only this thread
-        ctx.disarm_clock()
-        tb = traceback.format_exc()
-        kind = FAULT if isinstance(e, MemoryFault) else EXCEPTION
-        payload, state, reason = ("failed", type(e).__name__, str(e), tb), FAULTED, kind
-        sys.stderr.write(f"vos: thread {tid} ({getattr(procedure, '__qualname__', procedure)}) "
-                         f"ended by {REASON_NAMES[kind]}:\n{tb}")
-    mgr.end_self(payload, state, reason)

@@ -7,6 +7,7 @@ Are the segments owner-only?"""
 
 import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -74,3 +75,12 @@ def test_the_segments_are_owner_only():
         perms = audit.permissions(k)
         assert {name for name, _, _ in perms} >= {k.arena.name} and len(perms) == 2
         assert all(mode == 0o600 and uid == os.geteuid() for _, mode, uid in perms), perms
+
+
+def test_the_pools_ready_vps_are_not_outsiders():
+    with Kernel(pool=2) as k:
+        deadline = time.monotonic() + 20
+        while len(k.pool.pids()) < 2 or any(p <= 0 for p in k.pool.pids()):   # observed: the pool is up
+            assert time.monotonic() < deadline, "the pool did not start"
+            time.sleep(0.005)
+        assert audit.audit(k) == []

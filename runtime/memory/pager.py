@@ -145,6 +145,8 @@ def LOAD_BYTES(vaddr, n):
         m = _attach()
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"LOAD_BYTES needs a byte count >= 0, not {n!r}")
+    if m.gate is not None and not m.gate.inside:     # a controlled run: the whole call is one step
+        return m.gate.memory_bytes(m, LOAD_BYTES, vaddr, n, False)
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
@@ -223,6 +225,8 @@ def STORE_BYTES(vaddr, data):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
+    if m.gate is not None and not m.gate.inside:     # a controlled run: the whole call is one step
+        return m.gate.memory_bytes(m, STORE_BYTES, vaddr, data, True)
     src = memoryview(data).cast("B")
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
@@ -361,7 +365,8 @@ class MMU:
         self.words = vm.words
         self.epoch_idx = self.epoch_off >> 3
         self.pt = vm.o_pt + 8 * vm.geo.vpages * (self.as_slot or 0)
-        self.caching = vm.shootdown.can_interrupt
+        self.gate = ctx.gate             # a controlled run's gateway (sched/gate.py), or None
+        self.caching = vm.shootdown.can_interrupt and self.gate is None   # controlled: every access is a step
         self.online = False
         self.acked = None
         self.trace = None
@@ -389,30 +394,9 @@ class MMU:
     # --- the slow path -----------------------------------------------------------------
 
     fault = faults.fault  # the slow path (faults.py); its frame is a safe point
+    identity = faults.identity
 
 _FAULT_CODE = faults.fault.__code__
-
-
-def _nothing():
-    pass
-
-
-def _do(m, op, off, arg):
-    """(VM lock) An access done by the slow path itself (caching off)."""
-    buf = m.buf
-    if op == "load":
-        return m.words[off >> 3]
-    if op == "store":
-        m.words[off >> 3] = arg
-        return None
-    if op == "rsm":
-        return atomics.exchange(m.addr + off, 1)
-    if op == "read":
-        return bytes(buf[off:off + arg])
-    if op == "write":
-        buf[off:off + len(arg)] = arg
-        return None
-    raise AssertionError(op)
 
 
 # --- recording a reference trace -----------------------------------------------------
