@@ -102,7 +102,7 @@ def say(console, events, steps=True):
 
 
 def main(console, quick=False):
-    with Kernel(frames=32) as k:
+    with Kernel(frames=32):
         m = Machine.boot(threads=2)
         labels = m.load(PROGRAM)
         console.print(f"[bold]Step 1.[/] The program, loaded at {m.code:#x} (one instruction a word, every fetch a "

@@ -45,6 +45,7 @@ from .. import memory as _memory
 from ..context import current as _current
 from ..errors import KernelError
 from ..textbook import ALLOCATE_BLOCK, LOAD, MAP, STORE
+from ..threads import O_AS
 from . import isa
 from .isa import WORD
 
@@ -68,7 +69,7 @@ class Machine:
         ctx = _current()
         if as_id is None:
             t = ctx.kernel.threads
-            as_id = t.get64(t.off(ctx.tid, 24))          # O_AS: the calling thread's address space
+            as_id = t.get64(t.off(ctx.tid, O_AS))        # the calling thread's address space
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"Machine(threads={threads!r}): at least one thread")
         self.as_id = as_id
@@ -102,7 +103,7 @@ class Machine:
         """Assemble `program` at the code page and STORE it there.  It must
         have the thread manager's exit entry, a line `exit: EXIT`."""
         words, labels = isa.assemble(program, self.code)
-        if EXIT_LABEL not in labels or isa.decode(LOAD_OR(words, labels[EXIT_LABEL] - self.code))[0] != "EXIT":
+        if EXIT_LABEL not in labels or isa.decode(_word_at(words, labels[EXIT_LABEL] - self.code))[0] != "EXIT":
             raise isa.AssemblyError(f"the program needs the thread manager's exit entry: a line "
                                     f"'{EXIT_LABEL}: EXIT'")
         if len(words) * WORD > self.page:
@@ -288,7 +289,7 @@ class Machine:
         return 0
 
 
-def LOAD_OR(words, offset):
+def _word_at(words, offset):
     """The word at `offset` bytes into an assembled program (before it is stored)."""
     return words[offset // WORD]
 

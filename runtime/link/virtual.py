@@ -59,7 +59,7 @@ import pickle
 import time
 
 from .. import context as _cx
-from ..bounded_buffer import ALLOCATE_BOUNDED_BUFFER, BoundedBuffer
+from ..bounded_buffer import ALLOCATE_BOUNDED_BUFFER
 from ..errors import EndOfStream, StreamClosed, WouldBlock
 from . import packets
 from .packets import ACK, DATA, FIN, HEADER, LAST, PICKLED, SACK_BITS
