@@ -413,6 +413,14 @@ class Buffers:
         finally:
             states.release()
 
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart)
+        Every buffer gone, as at boot."""
+        self.shutdown()
+        end = self.base + 64 + ENTRY_SIZE * self.max + BUSY_STRIDE * self.max_threads
+        self.buf[self.base:end] = bytes(end - self.base)
+        self.boot()
+
     def shutdown(self):
         """Kernel process, at the end: unlink every side arena the table names."""
         for slot in range(self.max):

@@ -39,6 +39,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 
 from . import atomics
 from .arena import Arena, Layout, new_name
@@ -362,7 +363,7 @@ class Kernel:
             self._teardown()
             raise
 
-    def _boot_controlled(self):
+    def _boot_controlled(self, pin=True):
         """The board of a controlled run: strategy, choices, thread 0 holding
         the baton; every VP pinned with this process to one core."""
         s, b = self._schedule, self.sched
@@ -371,16 +372,73 @@ class Kernel:
         b.put(board.H_SLEEP_AT, s.sleep_at)
         b.put(board.H_SLEEP_ADD, sum(1 << (t % self.config.max_threads) for t in s.sleep_add))
         b.put(board.H_ABORT_SLOT, -1)
-        b.put(board.H_RUN, 1)
+        b.put(board.H_RUN, b.get(board.H_RUN) + 1)
         b.set_prefix(list(s.choices))
         b.set_rec(0, board.R_TURN, 1)
         b.set_rec(0, board.R_FLAGS, board.STARTED)
-        if s.strategy == "replay" and s.files:
-            self.sched_check = FileCheck(dict(s.files))
-        if hasattr(os, "sched_setaffinity"):
+        self.sched_check = FileCheck(dict(s.files)) if s.strategy == "replay" and s.files else None
+        if pin and hasattr(os, "sched_setaffinity"):
             self._affinity = os.sched_getaffinity(0)
             cpus = sorted(self._affinity)
             os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})   # the VPs inherit it
+
+    def restart(self, schedule=None, seed=None):
+        """Begin a new controlled run on this machine (thread 0, kernel
+        process, at the end of a run): every thread of the last run is
+        recycled -- a pool VP goes back to its pool, any other VP ends --,
+        every table is as at boot, and the board holds the new schedule.
+        The explorer's fast path: no arena, no process is made again."""
+        if self.sched is None:
+            raise KernelError("restart() begins a new controlled run: boot the Kernel with schedule=...")
+        if self._owner_pid != os.getpid() or current_or_none() is None or current_or_none().tid != 0:
+            raise KernelError("restart() is for thread 0 of the kernel, between runs")
+        if schedule is not None:
+            self._schedule = sched.parse(schedule, seed)
+        self._recycle()
+        self.threads.reset()
+        self.processors.boot()
+        for part in self.parts:
+            if hasattr(part, "reset"):
+                part.reset()
+        self.threads.install_boot_thread(os.getpid(), self.address_space)
+        self.sched.reset()
+        self._boot_controlled(pin=False)
+        ctx = current_or_none()
+        ctx.gate.inside = False
+
+    def _recycle(self, timeout=2.0):
+        """Every VP of the run leaves its gate (Recycle) and goes back to its
+        pool or ends; what has not within `timeout` is killed."""
+        b = self.sched
+        b.put(board.H_ABORT, board.ABORT_RECYCLE)
+        live = [(slot, tid, pid) for slot, tid, pid, _st in self.threads.live_slots() if slot != 0 and pid > 0]
+        for slot, _tid, _pid in live:
+            atomics.store(b.turn_addr(slot), 1)
+            atomics.futex_wake(b.turn_addr(slot), 1)
+        pooled = set(self.pool.pids())
+        deadline = time.monotonic() + timeout
+        for _slot, tid, pid in live:
+            proc = self.thread_manager._procs.pop(tid, None)
+            if pid in pooled:
+                continue
+            if proc is not None:
+                proc.join(max(0.0, deadline - time.monotonic()))
+            else:
+                wait_pid_exit(pid, max(0.0, deadline - time.monotonic()))
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_pid_exit(pid, 5)
+                _reap(pid)
+        if not self.pool.settle(max(0.1, deadline - time.monotonic())):
+            for pid in self.pool.pids():                  # stuck in the program's own code: replaced later
+                if self.pool_busy(pid):
+                    os.kill(pid, signal.SIGKILL)
+            self.pool.sweep()
+
+    def pool_busy(self, pid):
+        from .pool import E_PID, E_STATE, IDLE
+        return any(self.pool.get(e, E_PID) == pid and self.pool.get(e, E_STATE) != IDLE
+                   for e in range(self.pool.capacity))
 
     def shutdown(self):
         """End every VP, remove every segment and swap file.  Idempotent."""

@@ -35,7 +35,9 @@ not a thread (it has no thread-table entry).  Pool VPs are children of the
 kernel process, so the host kills them when it dies (PR_SET_PDEATHSIG), and
 they also check that the kernel lives while idle; shutdown SIGKILLs them
 with the other VPs.  A pool VP killed (DESTROY_THREAD, SIGKILL) leaves its
-entry, which the next claimer finds dead and empties.
+entry, which the next claimer finds dead and empties.  (A VP killed in the
+instant it is handed a thread takes that thread with it, as a fresh VP
+killed before its first instruction does: the joiner gets ThreadFailed.)
 
 Section layout (part "pool", main arena):
 
@@ -43,7 +45,8 @@ Section layout (part "pool", main arena):
       0  8  capacity   boot: entries in the table
       8  8  keep       boot: Kernel(pool=N)
     entries, ENTRY bytes each
-      0  8  state      futex word: EMPTY, STARTING, IDLE, CLAIMED, ASSIGNED, RUNNING;
+      0  8  state      futex word: EMPTY, STARTING, IDLE, CLAIMED, ASSIGNED, RUNNING,
+                       RESTORING (its thread ended; it puts itself back);
                        CAS by a claimer (IDLE -> CLAIMED), stores by the VP itself
       8  8  pid        the VP, at start
      16  8  tid        the claimer: the thread to run (with the payload)
@@ -63,9 +66,13 @@ import sys
 import time
 
 from . import atomics
+from .errors import KernelError
+from .memory import pager
 
-EMPTY, STARTING, IDLE, CLAIMED, ASSIGNED, RUNNING = range(6)
-STATE_NAMES = ["empty", "starting", "idle", "claimed", "assigned", "running"]
+EMPTY, STARTING, IDLE, CLAIMED, ASSIGNED, RUNNING, RESTORING = range(7)
+STATE_NAMES = ["empty", "starting", "idle", "claimed", "assigned", "running", "restoring"]
+RESTORE_WAIT = 0.02      # a claimer waits this long for a VP starting or putting itself back:
+                         # forking another would take as long, and leave one more process
 E_STATE, E_PID, E_TID, E_CLAIMER, E_LENGTH, E_RUNS, E_PAYLOAD = 0, 8, 16, 24, 32, 40, 64
 PAYLOAD = 16384
 ENTRY = E_PAYLOAD + PAYLOAD
@@ -120,30 +127,57 @@ class Pool:
         idle, or the procedure cannot travel by name: then fork)."""
         if not self.capacity:
             return None
+        try:
+            payload = pickle.dumps((procedure, args), protocol=5)
+        except Exception:  # noqa: BLE001 - any pickling failure: a fresh fork instead
+            return None
+        if len(payload) > PAYLOAD:
+            return None
+        deadline = None
+        while True:
+            e = self._claim_idle()
+            if e is not None:
+                break
+            if not any(self._coming_back(x) for x in range(self.capacity)):
+                return None
+            now = time.monotonic()               # one is putting itself back: worth a moment's
+            if deadline is None:                 # wait, a fork costs far more
+                deadline = now + RESTORE_WAIT
+            elif now > deadline:
+                return None
+            os.sched_yield()
+        o = self._off(e, E_PAYLOAD)
+        self.buf[o:o + len(payload)] = payload
+        self.put(e, E_LENGTH, len(payload))
+        self.put(e, E_TID, tid)
+        self.put(e, E_CLAIMER, claimer)
+        atomics.store(self._state_addr(e), ASSIGNED)      # publish: the payload is visible before
+        atomics.futex_wake(self._state_addr(e), 1)
+        return self.get(e, E_PID)
+
+    def _coming_back(self, e):
+        """Is this VP about to be idle again (its thread has ended)?"""
+        state = self.get(e, E_STATE)
+        if state in (RESTORING, STARTING):
+            return True
+        if state != RUNNING:
+            return False
+        from .threads import DONE
+        try:
+            return self.kernel.threads.state(self.get(e, E_TID)) in DONE
+        except KernelError:                               # joined already
+            return True
+
+    def _claim_idle(self):
+        """CAS an idle, living entry to CLAIMED; its index, or None."""
         for e in range(self.capacity):
-            state = self.get(e, E_STATE)
-            if state != IDLE:
+            if self.get(e, E_STATE) != IDLE:
                 continue
             if atomics.compare_exchange(self._state_addr(e), IDLE, CLAIMED) != IDLE:
                 continue
-            if not self._alive(e):                              # killed while idle
-                self._empty(e, CLAIMED)
-                continue
-            try:
-                payload = pickle.dumps((procedure, args), protocol=5)
-            except Exception:  # noqa: BLE001 - any pickling failure: a fresh fork instead
-                payload = None
-            if payload is None or len(payload) > PAYLOAD:
-                atomics.store(self._state_addr(e), IDLE)
-                return None
-            o = self._off(e, E_PAYLOAD)
-            self.buf[o:o + len(payload)] = payload
-            self.put(e, E_LENGTH, len(payload))
-            self.put(e, E_TID, tid)
-            self.put(e, E_CLAIMER, claimer)
-            atomics.store(self._state_addr(e), ASSIGNED)      # publish: the payload is visible before
-            atomics.futex_wake(self._state_addr(e), 1)
-            return self.get(e, E_PID)
+            if self._alive(e):
+                return e
+            self._empty(e, CLAIMED)                       # killed while idle
         return None
 
     def sweep(self):
@@ -232,7 +266,7 @@ class Pool:
         deadline = time.monotonic() + timeout
         while True:
             busy = [e for e in range(self.capacity) if self.get(e, E_STATE) in (STARTING, CLAIMED, ASSIGNED,
-                                                                                RUNNING)]
+                                                                                RUNNING, RESTORING)]
             busy = [e for e in busy if _alive(self.get(e, E_PID)) or self.get(e, E_STATE) == STARTING]
             if not busy:
                 return True
@@ -274,7 +308,7 @@ class Pool:
         o = self._off(e, E_PAYLOAD)
         tid = self.get(e, E_TID)
         self.put(e, E_STATE, RUNNING)
-        procedure, args = pickle.loads(bytes(self.buf[o:o + n]))
+        procedure, args = pickle.loads(bytes(self.buf[o:o + n]))     # may import the program's module
         return tid, procedure, args
 
     def _claimer_alive(self, e):
@@ -324,9 +358,10 @@ def pool_main(kernel, e, work=None):
     """A pool VP: wait for a thread, run it, restore itself, again.  Does not return."""
     from .vp import exit_process, run_thread
     signal.signal(signal.SIGINT, signal.SIG_IGN)         # Ctrl-C is the kernel's to handle
-    _set_pdeathsig()
-    if os.getppid() != kernel.kernel_pid():
-        os._exit(70)                                      # the kernel died before we could tie to it
+    if kernel.config.start_method != "forkserver":        # (a forkserver's child is the server's)
+        _set_pdeathsig()
+        if os.getppid() != kernel.kernel_pid():
+            os._exit(70)                                  # the kernel died before we could tie to it
     kernel.enter_vp()
     pool = kernel.pool
     pool.put(e, E_PID, os.getpid())
@@ -340,9 +375,11 @@ def pool_main(kernel, e, work=None):
         while True:
             if work is None:
                 work = pool.wait_for_work(e)
+                baseline.adopt()                  # modules the payload imported are clean as they are
             tid, procedure, args = work
             work = None
             run_thread(kernel, tid, procedure, args, pooled=True)
+            pool.put(e, E_STATE, RESTORING)
             baseline.restore(kernel)
             pool.went_idle(e)
     finally:
@@ -369,8 +406,17 @@ class Baseline:
         self.globals = {name: dict(m.__dict__) for name, m in sys.modules.items() if _is_program_module(m)}
         self.fds = _open_fds()
 
+    def adopt(self):
+        """Program modules imported since (to unpickle a payload: the program's
+        own module, clean) become part of the baseline, so that they are
+        restored rather than imported again for every thread."""
+        for name in set(sys.modules) - self.modules:
+            m = sys.modules.get(name)
+            self.modules.add(name)
+            if m is not None and _is_program_module(m):
+                self.globals[name] = dict(m.__dict__)
+
     def restore(self, kernel):
-        from .memory import pager
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         for s, h in self.handlers.items():
             try:
@@ -396,6 +442,8 @@ class Baseline:
                 m.__dict__.update(saved)
         pager.reset()
         kernel.buffers.detach()                           # unmap the rings this thread used
+        kernel.locks.forget()
+        kernel.eventcounts.forget()
         for fd in _open_fds() - self.fds:
             try:
                 os.close(fd)
@@ -408,14 +456,21 @@ _STD_PREFIXES = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix
 _RUNTIME = os.path.dirname(os.path.realpath(__file__))
 
 
+_program_file = {}        # file -> is it the program's (a cache: realpath is a few system calls)
+
+
 def _is_program_module(m):
     """A module of the program itself (not the standard library, an installed
     package, or vos): its globals are the thread's to change and ours to restore."""
     f = getattr(m, "__file__", None)
     if not f:
         return getattr(m, "__name__", "") == "__main__"
-    f = os.path.realpath(f)
-    return not f.startswith(_STD_PREFIXES) and not f.startswith(_RUNTIME) and "site-packages" not in f
+    mine = _program_file.get(f)
+    if mine is None:
+        real = os.path.realpath(f)
+        mine = _program_file[f] = not real.startswith(_STD_PREFIXES) and not real.startswith(_RUNTIME) \
+            and "site-packages" not in real
+    return mine
 
 
 def _environ_data():
@@ -424,10 +479,19 @@ def _environ_data():
 
 
 def _open_fds():
+    """This process's open file descriptors (not the one the listing itself used)."""
     try:
-        return {int(fd) for fd in os.listdir("/proc/self/fd")}
+        listed = [int(fd) for fd in os.listdir("/proc/self/fd")]
     except OSError:
         return set()
+    out = set()
+    for fd in listed:
+        try:
+            os.fstat(fd)
+            out.add(fd)
+        except OSError:
+            pass
+    return out
 
 
 __all__ = ["Pool", "pool_main", "Baseline"]

@@ -93,14 +93,16 @@ class ThreadManager:
         k = self.kernel
         t = self.threads
         pid = k.pool.hand_over(tid, procedure, args, ctx.tid)
+        reused = pid is not None
         if pid is None and os.getpid() == k.kernel_pid():
-            started = k.pool.start_vp((tid, procedure, args))
+            started = k.pool.start_vp((tid, procedure, args))      # a fresh fork, that stays in the pool
             pid = started[0].pid if started else None
         if pid is None:
             return False
         o = t.off(tid)
         t.put64(o + O_PID, pid)
-        atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_POOLED)
+        if reused:                                                  # `started`: "pool" in thread_info
+            atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_POOLED)
         return True
 
     def _reap_finished(self):

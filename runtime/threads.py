@@ -163,6 +163,15 @@ class ThreadTable:
         self._put_name(o, "boot")
         self.put32(o + O_STATE, RUNNING)
 
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart)
+        Every entry but thread 0's is FREE and ids count from 1 again."""
+        self.buf[self.base + ENTRY_SIZE:self.base + ENTRY_SIZE * self.n] = bytes(ENTRY_SIZE * (self.n - 1))
+        atomics.store(self.a_last, 0)
+        o = self.slot_off(0)
+        for f in (O_RUN, O_VOL, O_INVOL, O_FAULTS):
+            self.put64(o + f, 0)
+
     def reserve(self, name, as_id, parent):
         """Claim a free slot for a new thread; returns its tid.  Any process.
         Raises OutOfResources when every slot is taken (joined threads free theirs).

@@ -23,6 +23,7 @@ import traceback
 
 from .context import Context
 from .errors import MemoryFault
+from .sched.gate import Recycle
 from .sched.ops import EXIT as EXIT_OP, THREAD, target
 from .threads import EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY, O_FLAGS, O_PID, REASON_NAMES
 
@@ -60,6 +61,14 @@ def run_thread(kernel, tid, procedure, args, pooled=False):
     ctx.take_processor()
     ctx.arm_clock()
     gate = ctx.gate                 # a controlled run: wait to be chosen (sched/gate.py)
+    try:
+        _run(kernel, ctx, tid, procedure, args, gate)
+    except Recycle:                 # the controlled run was abandoned; the kernel resets the tables
+        ctx.disarm_clock()
+    ctx.uninstall()
+
+
+def _run(kernel, ctx, tid, procedure, args, gate):
     if gate is not None:
         gate.start()
     try:
@@ -67,6 +76,8 @@ def run_thread(kernel, tid, procedure, args, pooled=False):
         payload, state, reason = ("exit", status), EXITED, EXIT
     except ThreadExit as e:
         payload, state, reason = ("exit", e.status), EXITED, EXIT
+    except Recycle:
+        raise
     except BaseException as e:  # noqa: BLE001 - an uncaught exception ends only this thread
         ctx.disarm_clock()
         tb = traceback.format_exc()
@@ -79,7 +90,6 @@ def run_thread(kernel, tid, procedure, args, pooled=False):
         gate.inside = False
         gate.point(EXIT_OP, exit_target(tid))      # the exit is a step too
     kernel.thread_manager.end_self(payload, state, reason)
-    ctx.uninstall()
 
 
 def exit_process(code):

@@ -49,7 +49,7 @@ import time
 from .. import atomics
 from ..errors import DeadlockError, Hang, KernelError, ReplayMismatch, StepLimit
 from . import ops, strategies
-from .board import (ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_STEPLIMIT,
+from .board import (ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_RECYCLE, ABORT_STEPLIMIT,
                     DEADLOCK, FAILED, H_ABORT, H_ABORT_SLOT, H_CUR_FLAGS, H_CUR_SLEEP, H_ENABLED, H_MAX_STEPS,
                     H_PREEMPTIONS, H_RUN, H_RUNNER, H_SLEEP, H_SLEEP_ADD, H_SLEEP_AT, H_STEPS, H_STRATEGY, H_VCLOCK,
                     H_WRITES, NOBODY, PREEMPTED, PREFIX, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_OP, R_SITE, R_SPIN,
@@ -58,6 +58,13 @@ from .board import (ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_
 _RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _WAIT_SLICE = 0.25
 _NO_TARGET = 0
+
+
+class Recycle(BaseException):
+    """The controlled run this thread belongs to was abandoned (the explorer
+    starts the next one on the same machine): unwind to the VP bootstrap,
+    which puts the VP back in its pool or ends it.  A BaseException, so that
+    a program's `except Exception` does not keep the thread going."""
 
 
 class Paused(KernelError):
@@ -94,6 +101,8 @@ class Gate:
         close a cycle), Hang / StepLimit / ReplayMismatch (thread 0: the run
         stops)."""
         b, me = self.board, self.slot
+        if b.get(H_ABORT) == ABORT_RECYCLE:
+            raise Recycle()
         b.set_rec(me, R_OP, op)
         b.set_rec(me, R_TARGET, target)
         b.set_rec(me, R_ARG, arg)
@@ -303,7 +312,10 @@ class Gate:
             if waited >= 1.0 and me == 0:
                 waited = 0.0
                 self._check_runner_alive()
-        if b.get(H_ABORT) and me == 0:
+        why = b.get(H_ABORT)
+        if why == ABORT_RECYCLE and me != 0:
+            raise Recycle()
+        if why and me == 0:
             self._raise_abort()
 
     def _abort(self, why, me):
@@ -313,9 +325,8 @@ class Gate:
         if me == 0:
             self._raise_abort()
         self._hand_to(0)
-        while True:                               # thread 0 stops the run; this process is ended with it
-            self._real_sleep(1.0)
-            self.ctx.check_kernel()
+        self._wait_turn()                         # thread 0 stops the run: it recycles or ends us
+        raise Recycle()
 
     def _check_runner_alive(self):
         """Thread 0, long at its gate: is the thread that holds the baton alive?"""
@@ -475,4 +486,4 @@ class Pruned(KernelError):
     """The explorer's: this run reached a state that sleep sets say was explored."""
 
 
-__all__ = ["Gate", "Paused", "Pruned"]
+__all__ = ["Gate", "Paused", "Pruned", "Recycle"]

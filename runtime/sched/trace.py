@@ -81,6 +81,23 @@ def read_trace(kernel):
     return out
 
 
+def read_raw(kernel):
+    """The explorer's view of the run: (tid, enabled tids, sleep tids,
+    preempted) per recorded step; cheap (no words)."""
+    b = kernel.sched
+    run = b.get(H_RUN)
+    n = kernel.config.max_threads
+    out = []
+    slot_tid = {}
+    for i in range(b.get(H_STEPS)):
+        w = b.step_words(i)
+        if w[9] != run:
+            break
+        slot_tid[w[0] % n] = w[0]
+        out.append((w[0], w[6], w[7], bool((w[1] >> 8) & PREEMPTED)))
+    return [(tid, _tids(en, slot_tid), _tids(sl, slot_tid), pre) for tid, en, sl, pre in out]
+
+
 def _target(kernel, op, target, aux, block):
     from .describe import describe_target
     return describe_target(kernel, op, target, aux, block)
