@@ -142,8 +142,21 @@ class Bundles:
         _w.pack_into(self.buf, self.base + H_SENDERS, self.max_senders)
 
     def enter_vp(self):
+        self.forget()
+
+    def forget(self):
+        """Drop this process's caches (member handles, the threads' ends)."""
         self._members = {}
         self._states = {}
+
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart)
+        Every bundle gone, as at boot.  (Its members are buffers: the buffer
+        table's own reset removes them.)"""
+        size = self.section_size(self.kernel.config)
+        self.buf[self.base:self.base + size] = bytes(size)
+        self.boot()
+        self.forget()
 
     # --- the records ----------------------------------------------------------------------
 

@@ -447,3 +447,16 @@ def test_random_kills_never_tear_lose_reorder_or_duplicate():
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_kills_long(seed):
     run_kills(150, seed=seed)
+
+
+def test_a_controlled_kernels_restart_forgets_every_bundle():
+    with Kernel(schedule="rr", seed=1) as k:
+        b = ALLOCATE_BUNDLE(2, 4)
+        SEND(b, b"before")
+        k.restart("rr")
+        assert k.bundles.statistics() == []
+        with pytest.raises(BufferDeallocated):
+            SEND(b, b"stale")
+        b2 = ALLOCATE_BUNDLE(2, 4)
+        SEND(b2, b"after")
+        assert RECEIVE(b2) == b"after" and b2.statistics()["delivered"] == [1]
