@@ -47,6 +47,7 @@ from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
 from .processors import Processors
 from .bounded_buffer import Buffers
+from .bundle import Bundles
 from .eventcounts import EventcountTable
 from .locks import LockTable
 from .memory.vm import VirtualMemory
@@ -76,6 +77,7 @@ PARTS = [
     ("locks", LockTable),
     ("eventcounts", EventcountTable),
     ("buffers", Buffers),
+    ("bundles", Bundles),
     ("pool", Pool),
 ]
 
@@ -101,6 +103,8 @@ PART_SETTINGS = {
     "max_buffers": (256, "bounded-buffer table size"),
     "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
     "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
+    "max_bundles": (8, "bundle table size (bundle.py: ALLOCATE_BUNDLE)"),
+    "bundle_senders": (64, "sending threads a bundle can number over its life (bundle.py)"),
     "pool": (0, "idle VPs kept ready for ALLOCATE_THREAD (pool.py); 0: a process is forked per thread"),
     # set by Kernel(schedule=..., max_steps=...), not given directly:
     "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
