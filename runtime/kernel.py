@@ -579,11 +579,13 @@ class Kernel:
             site = b.site(b.step_words(i)[5])
             if site:
                 files.add(site.rpartition(":")[0])
-        options = {k: v for k, v in (("page_size", self.config.page_size), ("frames", self.config.frames),
-                                     ("max_threads", self.config.max_threads),
-                                     ("max_steps", self.config.get("max_steps")))
+        c = self.config
+        options = {k: v for k, v in (("page_size", c.page_size), ("frames", c.frames),
+                                     ("max_threads", c.max_threads), ("max_steps", c.get("max_steps")))
                    if v != {"page_size": 4096, "frames": 256, "max_threads": 64,
                             "max_steps": sched.DEFAULT_MAX_STEPS}[k]}
+        options.update((k, v) for k, v in c.extra                 # the machine's shape, for `vos replay`
+                       if k not in ("schedule", "max_steps", "pool") and v != PART_SETTINGS[k][0])
         return make_token(chosen, files, options, getattr(self, "program", None))
 
     def thread_info(self):
