@@ -53,7 +53,7 @@ from .locks import LockTable
 from .memory.vm import VirtualMemory
 from .pool import Pool, pool_main
 from .thread_manager import ThreadManager, wait_pid_exit
-from .threads import ThreadTable, pid_alive
+from .threads import DONE, ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
 from . import sched
 from .sched import board, strategies, wiring
@@ -411,7 +411,10 @@ class Kernel:
         pool or ends; what has not within `timeout` is killed."""
         b = self.sched
         b.put(board.H_ABORT, board.ABORT_RECYCLE)
-        live = [(slot, tid, pid) for slot, tid, pid, _st in self.threads.live_slots() if slot != 0 and pid > 0]
+        live = [(slot, tid, pid) for slot, tid, pid, st in self.threads.live_slots()
+                if slot != 0 and pid > 0 and st not in DONE]       # (ended threads' VPs need nothing)
+        if not live:
+            return
         for slot, _tid, _pid in live:
             atomics.store(b.turn_addr(slot), 1)
             atomics.futex_wake(b.turn_addr(slot), 1)

@@ -444,7 +444,7 @@ class Baseline:
         kernel.buffers.detach()                           # unmap the rings this thread used
         kernel.locks.forget()
         kernel.eventcounts.forget()
-        for fd in _open_fds() - self.fds:
+        for fd in _open_fds(self.fds) - self.fds:
             try:
                 os.close(fd)
             except OSError:
@@ -478,14 +478,18 @@ def _environ_data():
     return getattr(os.environ, "_data", os.environ)
 
 
-def _open_fds():
-    """This process's open file descriptors (not the one the listing itself used)."""
+def _open_fds(known=frozenset()):
+    """This process's open file descriptors (not the one the listing itself
+    used: each fd not in `known` is checked with fstat)."""
     try:
         listed = [int(fd) for fd in os.listdir("/proc/self/fd")]
     except OSError:
         return set()
     out = set()
     for fd in listed:
+        if fd in known:
+            out.add(fd)
+            continue
         try:
             os.fstat(fd)
             out.add(fd)

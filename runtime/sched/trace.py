@@ -104,7 +104,13 @@ def _target(kernel, op, target, aux, block):
 
 
 def _tids(mask, slot_tid):
-    return tuple(slot_tid.get(s, s) for s in range(64) if mask >> s & 1)
+    out = []
+    while mask:
+        low = mask & -mask                    # the lowest set bit
+        s = low.bit_length() - 1
+        out.append(slot_tid.get(s, s))
+        mask ^= low
+    return tuple(out)
 
 
 def choices(kernel):
