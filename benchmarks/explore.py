@@ -46,7 +46,7 @@ def _rate_fresh(program, seconds):
 
 def main(console, quick=False, runs=5):
     rows = []
-    seconds = 1.0 if quick else 3.0
+    seconds = 0.3 if quick else 3.0
     for label, program in (("2 threads x 3 increments", lost_update_fixed),
                            ("3 threads x 10 increments", lost_update_3x10)):
         reused = median([_rate_reused(program, seconds) for _ in range(runs)])
