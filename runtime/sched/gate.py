@@ -246,13 +246,13 @@ class Gate:
         b, me = self.board, self.slot
         step = b.get(H_STEPS)
         if step >= b.get(H_MAX_STEPS):
-            return self._abort(ABORT_STEPLIMIT, me)
+            return self._abort(ABORT_STEPLIMIT, me, exclude_self)
         waiting = self._at_gates()
         runnable = [s for s in waiting if self._can_run(s)]
         if not runnable:
             runnable = self._time_out()
             if not runnable:
-                return self._abort(ABORT_HANG, me)
+                return self._abort(ABORT_HANG, me, exclude_self)
         writes = b.get(H_WRITES)
         spinning = {s for s in runnable if self._spinning(s, writes)}
         cands = [s for s in runnable if s not in spinning] or runnable
@@ -273,14 +273,14 @@ class Gate:
         if strategy == PREFIX:
             awake = [s for s in cands if not sleep >> s & 1]
             if not awake:
-                return self._abort(ABORT_PRUNED, me)
+                return self._abort(ABORT_PRUNED, me, exclude_self)
             cands = awake
         chosen = strategies.choose(b, strategy, step, cands, current, lambda s: b.rec(s, R_TID),
                                    after=me if yielding else None)
         if chosen == strategies.MISMATCH:
-            return self._abort(ABORT_MISMATCH, me)
+            return self._abort(ABORT_MISMATCH, me, exclude_self)
         if chosen == strategies.STOP:
-            return self._abort(ABORT_PAUSED, me)
+            return self._abort(ABORT_PAUSED, me, exclude_self)
         preempted = current is not None and chosen != current
         b.put(H_CUR_SLEEP, sleep)
         b.put(H_CUR_FLAGS, (PREEMPTED if preempted else 0) | (ONGOING if current is not None else 0))
@@ -337,14 +337,19 @@ class Gate:
         if why and me == 0:
             self._raise_abort()
 
-    def _abort(self, why, me):
+    def _abort(self, why, me, departing=False):
+        """Stop the run: thread 0 raises the error (Hang, StepLimit, ...).  A
+        thread that has ended (departing) hands over and is gone; any other
+        waits for thread 0 to recycle or end it."""
         b = self.board
         b.put(H_ABORT, why)
         b.put(H_ABORT_SLOT, me)
         if me == 0:
             self._raise_abort()
         self._hand_to(0)
-        self._wait_turn()                         # thread 0 stops the run: it recycles or ends us
+        if departing:
+            return
+        self._wait_turn()
         raise Recycle()
 
     def _check_runner_alive(self):
