@@ -64,6 +64,7 @@ class Result:
     seconds: float = 0.0
     by_strategy: dict = dataclasses.field(default_factory=dict)
     pruned: int = 0             # runs cut short by sleep sets
+    first_race: object = None   # (Failure, races) of the first run with a race, when races are not failures
 
     def summary(self):
         """What was covered, in one line."""
@@ -98,15 +99,18 @@ class Run:
     trace: list = None         # Steps, for a failure
     token: str = None
     pruned: bool = False
+    races: list = ()           # races.Race of this run (Kernel(races=True))
 
 
 class Machine:
     """One controlled kernel (and its pool of VPs) for many runs: each run
     begins with Kernel.restart, so no arena and no process is made again."""
 
-    def __init__(self, program, options=None):
+    def __init__(self, program, options=None, name=None, race_failures=True):
         self.program = program
+        self.race_failures = race_failures   # False: a run's races are reported beside it, not as its error
         self.options = {**SMALL, **(options or {})}
+        self.name = name or _name_of(program)       # what tokens name: `vos replay` finds it again
         self.kernel = None
 
     def run(self, schedule, full=False):
@@ -115,7 +119,7 @@ class Machine:
         if k is None:
             k = self.kernel = Kernel(schedule=schedule, **self.options)
             k.boot()
-            k.program = _name_of(self.program)
+            k.program = self.name
         else:
             k.restart(schedule)
         error, pruned = None, False
@@ -127,12 +131,11 @@ class Machine:
             raise
         except Exception as e:  # noqa: BLE001 - any error of the program is its verdict
             error = e
-        if k.config.get("races") and not pruned:       # a race is a failure even if the invariant held
-            found = k.races()
-            if found and (error is None or isinstance(error, AssertionError)):
-                error = DataRace(f"{len(found)} data race{'s' if len(found) > 1 else ''}: {found[0]}", found)
-        r = Run(error, read_raw(k), pruned=pruned)
-        if full or error is not None:
+        found = k.races() if k.config.get("races") and not pruned else []
+        if found and self.race_failures and (error is None or isinstance(error, AssertionError)):
+            error = race_error(found)                   # a race is a failure even if the invariant held
+        r = Run(error, read_raw(k), pruned=pruned, races=found)
+        if full or error is not None or found:
             r.trace, r.token = read_trace(k), k.token
         return r
 
@@ -146,6 +149,10 @@ class Machine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def race_error(found):
+    return DataRace(f"{len(found)} data race{'s' if len(found) > 1 else ''}: {found[0]}", found)
 
 
 def run_once(program, schedule, options=None):
@@ -220,6 +227,110 @@ def _backtrack(nodes, bound):
     return None
 
 
+# --- the search --------------------------------------------------------------------------------
+
+class Search:
+    """Runs of one machine, counted into one Result: the parts of a search
+    (a corpus, the bounded exhaustive search, sampling), each stopping at
+    the first failure.  explore() runs them in the portfolio's order; the
+    lab grader (lab/grade.py) runs them as its stages, each with a budget
+    of runs of its own.  Every part returns True while nothing failed."""
+
+    def __init__(self, machine, seconds=None, runs=None, progress=None):
+        self.machine = machine
+        self.res = Result()
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + seconds if seconds is not None else None
+        self.runs = runs
+        self.progress = progress
+        self.limit = None               # the current part's own budget: no runs beyond this count
+
+    def budget_left(self):
+        if self.runs is not None and self.res.runs >= self.runs:
+            return False
+        if self.limit is not None and self.res.runs >= self.limit:
+            return False
+        return self.deadline is None or time.monotonic() < self.deadline
+
+    def one(self, schedule, label):
+        """One run, counted under `label`; a failure is recorded."""
+        res = self.res
+        r = self.machine.run(schedule)
+        res.runs += 1
+        res.by_strategy[label] = res.by_strategy.get(label, 0) + 1
+        res.pruned += r.pruned
+        res.seconds = time.monotonic() - self.t0
+        if r.error is not None:
+            res.failures.append(Failure(_describe(r.error), type(r.error).__name__, r.token, r.trace,
+                                        sum(s[3] for s in r.steps), label, res.runs))
+            res.ok = False
+        elif r.races and res.first_race is None:
+            res.first_race = (Failure(_describe(race_error(r.races)), "DataRace", r.token, r.trace,
+                                      sum(s[3] for s in r.steps), label, res.runs), list(r.races))
+        if self.progress is not None:
+            self.progress(res)
+        return r
+
+    def corpus(self, tokens, guide=False):
+        """Replay earlier failures: exactly (tokens of this program), or as
+        guides (another program's: its choices where they still apply)."""
+        from .sched.trace import read_token
+        for token in tokens:
+            if not self.budget_left():
+                break
+            schedule = Schedule("guide", 0, choices=tuple(read_token(token)[0])) if guide else token
+            self.one(schedule, "corpus")
+            if not self.res.ok:
+                return False
+        return True
+
+    def exhaustive(self, bound, seed=0):
+        """The bounded exhaustive search at `bound` preemptions.  True when
+        it finished without a failure (then `res.bound` is `bound`)."""
+        nodes = []
+        schedule = Schedule("prefix", seed)
+        label = f"exhaustive <= {bound}"
+        while True:
+            if not self.budget_left():
+                return False
+            r = self.one(schedule, label)
+            if r.error is not None:
+                return False
+            _path(r.steps, nodes)
+            nxt = _backtrack(nodes, bound)
+            if nxt is None:
+                self.res.bound = max(self.res.bound, bound)
+                return True
+            choices, at, sleep_add = nxt
+            schedule = Schedule("prefix", seed, choices=tuple(choices), sleep_at=at, sleep_add=sleep_add)
+
+    def sample(self, kinds=("pct", "random"), seed=0):
+        """PCT (depth 2 and 3) and random walks from the fixed seed list,
+        while the budget lasts."""
+        horizon = max(len(self.machine.run(Schedule("rr")).steps), 10)
+        i = 0
+        while self.budget_left() and i < len(SEEDS):
+            s = SEEDS[(seed + i) % len(SEEDS)]
+            for kind in kinds:
+                schedules = [(Schedule("pct", s, depth=d, horizon=horizon), f"pct d={d}") for d in (2, 3)] \
+                    if kind == "pct" else [(Schedule("random", s), "random")]
+                for schedule, label in schedules:
+                    if not self.budget_left():
+                        return True
+                    self.one(schedule, label)
+                    if not self.res.ok:
+                        return False
+            i += 1
+        return True
+
+    def finish(self, shrink=True):
+        res = self.res
+        if shrink and res.failures:
+            res.failures[0] = shrink_failure(self.machine, res.failures[0])
+        res.seconds = time.monotonic() - self.t0
+        return res
+
+
 # --- the portfolio -------------------------------------------------------------------------
 
 def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions=2, seed=0, races=False,
@@ -236,98 +347,16 @@ def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions
     if races:
         options["races"] = True
     with Machine(program, options) as machine:
-        return _explore(machine, program, strategy, seconds, runs, preemptions, seed, corpus, options, shrink,
-                        progress)
-
-
-def _explore(machine, program, strategy, seconds, runs, preemptions, seed, corpus, options, shrink, progress):
-    res = Result()
-    t0 = time.monotonic()
-    deadline = t0 + seconds if seconds is not None else None
-
-    def budget_left():
-        if runs is not None and res.runs >= runs:
-            return False
-        return deadline is None or time.monotonic() < deadline
-
-    def one(schedule, label):
-        r = machine.run(schedule)
-        res.runs += 1
-        res.by_strategy[label] = res.by_strategy.get(label, 0) + 1
-        res.pruned += r.pruned
-        res.seconds = time.monotonic() - t0
-        if r.error is not None:
-            f = Failure(_describe(r.error), type(r.error).__name__, r.token, r.trace,
-                        sum(s[3] for s in r.steps), label, res.runs)
-            res.failures.append(f)
-            res.ok = False
-        if progress is not None:
-            progress(res)
-        return r
-
-    # 1. the corpus
-    for token in corpus:
-        if not budget_left():
-            break
-        one(token, "corpus")
-        if not res.ok:
-            return _finish(res, machine, shrink, t0)
-    # 2. bounded exhaustive search
-    if strategy in ("portfolio", "exhaustive"):
-        for bound in range(0, preemptions + 1):
-            finished = _dfs(bound, one, budget_left, seed)
-            if not res.ok:
-                return _finish(res, machine, shrink, t0)
-            if not finished:
-                break
-            res.bound, res.exhausted = bound, bound == preemptions
-    # 3. sampling
-    if strategy in ("portfolio", "pct", "random"):
-        kinds = {"portfolio": ("pct", "random"), "pct": ("pct",), "random": ("random",)}[strategy]
-        horizon = max(len(machine.run(Schedule("rr")).steps), 10)
-        i = 0
-        while budget_left() and i < len(SEEDS):
-            s = SEEDS[(seed + i) % len(SEEDS)]
-            for kind in kinds:
-                if not budget_left():
-                    break
-                if kind == "pct":
-                    for depth in (2, 3):
-                        one(Schedule("pct", s, depth=depth, horizon=horizon), f"pct d={depth}")
-                        if not res.ok:
-                            return _finish(res, machine, shrink, t0)
-                else:
-                    one(Schedule("random", s), "random")
-                    if not res.ok:
-                        return _finish(res, machine, shrink, t0)
-            i += 1
-    return _finish(res, machine, shrink, t0)
-
-
-def _dfs(bound, one, budget_left, seed):
-    """The bounded exhaustive search at `bound` preemptions.  True when it finished."""
-    nodes = []
-    schedule = Schedule("prefix", seed)
-    label = f"exhaustive <= {bound}"
-    while True:
-        if not budget_left():
-            return False
-        r = one(schedule, label)
-        if r.error is not None:
-            return False
-        _path(r.steps, nodes)
-        nxt = _backtrack(nodes, bound)
-        if nxt is None:
-            return True
-        choices, at, sleep_add = nxt
-        schedule = Schedule("prefix", seed, choices=tuple(choices), sleep_at=at, sleep_add=sleep_add)
-
-
-def _finish(res, machine, shrink, t0):
-    if shrink and res.failures:
-        res.failures[0] = shrink_failure(machine, res.failures[0])
-    res.seconds = time.monotonic() - t0
-    return res
+        search = Search(machine, seconds, runs, progress)
+        if search.corpus(corpus):
+            if strategy in ("portfolio", "exhaustive"):
+                for bound in range(0, preemptions + 1):
+                    if not search.exhaustive(bound, seed):
+                        break
+                search.res.exhausted = search.res.bound == preemptions
+            if search.res.ok and strategy != "exhaustive":
+                search.sample({"portfolio": ("pct", "random")}.get(strategy, (strategy,)), seed)
+        return search.finish(shrink)
 
 
 # --- shrinking ---------------------------------------------------------------------------
@@ -355,4 +384,4 @@ def shrink_failure(machine, failure, max_runs=200):
     return best
 
 
-__all__ = ["explore", "run_once", "shrink_failure", "Machine", "Result", "Failure", "SEEDS"]
+__all__ = ["explore", "run_once", "shrink_failure", "Machine", "Search", "Result", "Failure", "SEEDS"]

@@ -19,7 +19,16 @@ class ProgramError(Exception):
 
 
 def load(spec):
-    """(program function, kernel options, 'FILE:FUNCTION') for a spec."""
+    """(program function, kernel options, 'FILE:FUNCTION') for a spec.  A
+    spec 'lab:NAME:FILE' is a student's FILE run by lab NAME's harness (the
+    tokens `vos lab check` prints name their program so)."""
+    if spec.startswith("lab:") and not os.path.exists(spec):
+        from ..lab.spec import LabError, SubmissionError, find
+        _, name, path = spec.split(":", 2)
+        try:
+            return find(name).program_for(path)
+        except (LabError, SubmissionError) as e:
+            raise ProgramError(str(e)) from None
     path, _, name = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
     if not path.endswith(".py") or not os.path.isfile(path):
         raise ProgramError(f"{path!r} is not a Python file (give FILE.py or FILE.py:FUNCTION)")

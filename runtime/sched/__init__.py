@@ -31,9 +31,10 @@ StepLimit; time.sleep and timeouts run on virtual time.
 
 import dataclasses
 
-from .board import PAUSE, PCT, PREFIX, RANDOM, REPLAY, RR
+from .board import GUIDE, PAUSE, PCT, PREFIX, RANDOM, REPLAY, RR
 
-STRATEGIES = {"rr": RR, "random": RANDOM, "pct": PCT, "prefix": PREFIX, "replay": REPLAY, "pause": PAUSE}
+STRATEGIES = {"rr": RR, "random": RANDOM, "pct": PCT, "prefix": PREFIX, "replay": REPLAY, "pause": PAUSE,
+              "guide": GUIDE}
 DEFAULT_MAX_STEPS = 20_000
 
 
@@ -45,7 +46,7 @@ class Schedule:
     seed: int = 0
     depth: int = 2                 # pct: the bug depth d it aims at
     horizon: int = 100             # pct: the number of steps its change points are drawn from
-    choices: tuple = ()            # prefix, replay, pause: the tid to run at each step
+    choices: tuple = ()            # prefix, replay, pause, guide: the tid to run at each step
     sleep_at: int = -1             # prefix: at this step ...
     sleep_add: tuple = ()          # ... these tids join the sleep set (explored before)
     files: tuple = ()              # replay: ((file name, hash), ...) the program must still match

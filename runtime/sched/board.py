@@ -15,12 +15,12 @@ futex wake) publishes everything written before.
 Header (HEADER bytes, words):
 
     word field          writer
-      0  strategy       boot: RR, RANDOM, PCT, PREFIX, REPLAY, PAUSE
+      0  strategy       boot: RR, RANDOM, PCT, PREFIX, REPLAY, PAUSE, GUIDE
       1  seed           boot
       2  max_steps      boot
       3  depth          boot: PCT's d
       4  horizon        boot: PCT's k, the steps its change points are drawn from
-      5  prefix_len     boot: choices given (PREFIX, REPLAY, PAUSE)
+      5  prefix_len     boot: choices given (PREFIX, REPLAY, PAUSE, GUIDE)
       6  sleep_at       boot: the step at which `sleep_add` joins the sleep set (-1: none)
       7  sleep_add      boot: slot mask (PREFIX: the siblings explored before)
       8  steps          holder: steps decided so far (the index of the next one)
@@ -68,7 +68,7 @@ Trace (TRACE_RECORD bytes per step, max_steps of them, words):
 Write stamps (STAMPS words): the last step that wrote a target, hashed
 (holder; a collision makes a word look written, never the reverse).
 
-Prefix (8 bytes per step): the tid to run at step i (PREFIX, REPLAY, PAUSE).
+Prefix (8 bytes per step): the tid to run at step i (PREFIX, REPLAY, PAUSE, GUIDE).
 Sites (SITES bytes): records "u16 length, UTF-8 'file:line'"; a site's id is
 its offset + 1.  Appended by fetch_add; kept for the kernel's life.
 """
@@ -78,8 +78,9 @@ from array import array
 
 from .. import atomics
 
-RR, RANDOM, PCT, PREFIX, REPLAY, PAUSE = 1, 2, 3, 4, 5, 6
-STRATEGY_NAMES = {RR: "rr", RANDOM: "random", PCT: "pct", PREFIX: "prefix", REPLAY: "replay", PAUSE: "pause"}
+RR, RANDOM, PCT, PREFIX, REPLAY, PAUSE, GUIDE = 1, 2, 3, 4, 5, 6, 7
+STRATEGY_NAMES = {RR: "rr", RANDOM: "random", PCT: "pct", PREFIX: "prefix", REPLAY: "replay", PAUSE: "pause",
+                  GUIDE: "guide"}
 ABORT_HANG, ABORT_STEPLIMIT, ABORT_PRUNED, ABORT_PAUSED, ABORT_MISMATCH, ABORT_DIED, ABORT_RECYCLE = 1, 2, 3, 4, 5, 6, 7
 
 (H_STRATEGY, H_SEED, H_MAX_STEPS, H_DEPTH, H_HORIZON, H_PREFIX_LEN, H_SLEEP_AT, H_SLEEP_ADD, H_STEPS,

@@ -49,13 +49,20 @@ import time
 from .. import atomics
 from ..errors import DeadlockError, Hang, KernelError, ReplayMismatch, StepLimit
 from . import ops, strategies
-from .board import (H_DEFAULT, YIELDED, ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_RECYCLE, ABORT_STEPLIMIT,
+from .board import (PCT, RANDOM, RR, H_DEFAULT, YIELDED, ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_RECYCLE, ABORT_STEPLIMIT,
                     DEADLOCK, FAILED, H_ABORT, H_ABORT_SLOT, H_CUR_FLAGS, H_CUR_SLEEP, H_ENABLED, H_MAX_STEPS,
                     H_PREEMPTIONS, H_RUN, H_RUNNER, H_SLEEP, H_SLEEP_ADD, H_SLEEP_AT, H_STEPS, H_STRATEGY, H_VCLOCK,
                     NOBODY, ONGOING, PREEMPTED, PREFIX, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_OP, R_READ_STEPS,
                     R_READ_TARGETS, R_READS, R_SITE, R_TARGET, R_TID, R_TURN, READS, STARTED, TIMED_OUT, TIMEOUT)
 
 _RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LABS = os.path.join(_RUNTIME, "labs") + os.sep       # the labs' harnesses and starters are programs
+
+
+def _runtime_code(filename):
+    """Is this file the runtime's own (not a program's: frames a site skips)?"""
+    return filename.startswith(_RUNTIME) and not filename.startswith(_LABS)
+_SAMPLING = (RR, RANDOM, PCT)       # strategies that sample one schedule fairly (not the search, not replays)
 _WAIT_SLICE = 0.25
 _NO_TARGET = 0
 
@@ -241,7 +248,7 @@ class Gate:
     def sleep(self, seconds):
         """time.sleep inside a controlled kernel: a yield point on virtual time.
         (The runtime's own sleeps, and those inside a step, are real.)"""
-        if self.inside or sys._getframe(1).f_code.co_filename.startswith(_RUNTIME):
+        if self.inside or _runtime_code(sys._getframe(1).f_code.co_filename):
             return self._real_sleep(seconds)
         ns = max(0, int(float(seconds) * 1e9))
         self.point(ops.SLEEP, _NO_TARGET, ns, self.board.get(H_VCLOCK) + ns)
@@ -266,14 +273,20 @@ class Gate:
             if not runnable:
                 return self._abort(ABORT_HANG, me, exclude_self)
         spinning = {s for s in runnable if self._spinning(s)}
-        cands = [s for s in runnable if s not in spinning] or runnable
-        if (b.rec(me, R_OP) == ops.YIELD or me in spinning) and not exclude_self:
-            cands = [s for s in cands if s != me] or cands    # fair: a YIELD, a spin, lets the others run first
+        strategy = b.get(H_STRATEGY)
+        cands = runnable
+        if strategy in _SAMPLING:
+            # Fair sampling: a spinner waits while someone else can run, and a YIELD or a spin lets the
+            # others run first (else PCT runs a high-priority spinner for ever).  Not for the search and
+            # replays: leaving a thread out there would leave out every schedule in which it ran next (a
+            # re-read may be a double check whose old value matters, not a spin), and lose bugs.
+            cands = [s for s in runnable if s not in spinning] or runnable
+            if (b.rec(me, R_OP) == ops.YIELD or me in spinning) and not exclude_self:
+                cands = [s for s in cands if s != me] or cands
         mask = 0
         for s in cands:                           # who could run this step (the explorer branches on these)
             mask |= 1 << s
         b.put(H_ENABLED, mask)
-        strategy = b.get(H_STRATEGY)
         # YIELD offers the processor, and a spinner waits for someone else: switching away from either is
         # no preemption, and the next thread in slot order runs (round robin: spinners take turns)
         yielding = b.rec(me, R_OP) == ops.YIELD or me in spinning
@@ -286,6 +299,11 @@ class Gate:
             awake = [s for s in cands if not sleep >> s & 1]
             if not awake:
                 return self._abort(ABORT_PRUNED, me, exclude_self)
+            if len(awake) < len(cands) and all(s in spinning or (s == me and yielding) for s in awake):
+                # The awake ones only spin, waiting for a write of a sleeper's: wake the sleepers (a sleep
+                # set only saves work, so waking is always sound) rather than spin to the step limit.
+                sleep &= ~sum(1 << s for s in cands)
+                awake = cands
             cands = awake
         chosen = strategies.choose(b, strategy, step, cands, current, lambda s: b.rec(s, R_TID),
                                    after=me if yielding else None)
@@ -504,7 +522,7 @@ class Gate:
     def _site(self):
         """'file:line' of the program's call (the first frame outside the runtime) -> site id."""
         f = sys._getframe(2)
-        while f is not None and f.f_code.co_filename.startswith(_RUNTIME):
+        while f is not None and _runtime_code(f.f_code.co_filename):
             f = f.f_back
         if f is None:
             return 0

@@ -19,13 +19,16 @@ run, under fork or spawn, on one core or many.
              slot); sleep sets prune what was explored already
     replay   a token's choices, exactly; anything else is a mismatch
     pause    `vos step`'s: follow the choices, then stop and ask
+    guide    a token's choices where they still apply: a chosen thread that
+             cannot run is passed over (the run goes on without preempting);
+             a grader replays one program's failures against another's
 
 Random numbers come from splitmix64 of (seed, step): a counter, not a state,
 so nothing has to be carried from thread to thread.
 """
 
-from .board import (H_CHANGES, H_CREATED, H_DEPTH, H_HORIZON, H_PREFIX_LEN, H_SEED, MAX_CHANGES, PAUSE, PCT, PREFIX,
-                    R_PRIORITY, RANDOM, REPLAY, RR)
+from .board import (GUIDE, H_CHANGES, H_CREATED, H_DEPTH, H_HORIZON, H_PREFIX_LEN, H_SEED, MAX_CHANGES, PAUSE, PCT,
+                    PREFIX, R_PRIORITY, RANDOM, REPLAY, RR)
 
 _M = (1 << 64) - 1
 
@@ -92,12 +95,12 @@ def choose(board, strategy, step, cands, current, tid_of, after=None):
         for s in cands:
             if tid_of(s) == want:
                 return s
-        return MISMATCH
+        return run_on(cands, current, after) if strategy == GUIDE else MISMATCH
     if strategy == PAUSE:
         return STOP
     if strategy == REPLAY:
         return MISMATCH
-    assert strategy == PREFIX
+    assert strategy in (PREFIX, GUIDE)
     return run_on(cands, current, after)
 
 
