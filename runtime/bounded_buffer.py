@@ -74,6 +74,7 @@ import sys
 
 from . import arena as _arena
 from . import atomics
+from . import checks
 from . import context as _cx
 from . import mutex
 from .buffer_ring import (BUSY_STRIDE, DEALLOCATED, READERS_GONE, WRITERS_GONE, Ring, arena_size,
@@ -153,16 +154,12 @@ class Buffers:
         """ALLOCATE_BOUNDED_BUFFER: a new buffer of at most n messages and
         `capacity` bytes.  ValueError for n < 1 or capacity < 1; OutOfResources
         when the table or /dev/shm is full.  Any process."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"a bounded buffer needs n >= 1 message slots, not {n!r}")
-        if n >= 1 << 40:
-            raise ValueError(f"n = {n} message slots is more than a bounded buffer can have")
+        checks.integer("ALLOCATE_BOUNDED_BUFFER", "an int number of message slots n from 1 to 2**40 - 1", n,
+                       1, (1 << 40) - 1)
         if capacity is None:
             capacity = DEFAULT_CAPACITY
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be a positive number of bytes, not {capacity!r}")
-        if capacity >= 1 << 40:
-            raise ValueError(f"capacity {capacity} is more than a bounded buffer can have")
+        checks.integer("ALLOCATE_BOUNDED_BUFFER", "an int capacity in bytes from 1 to 2**40 - 1 (or None: 1 MiB)",
+                       capacity, 1, (1 << 40) - 1)
         ctx = _cx.current()
         ident = self.kernel.next_id()
         for slot in range(self.max):
@@ -463,6 +460,8 @@ class BoundedBuffer:
     __slots__ = ("slot", "id", "_r")
 
     def __init__(self, slot, ident):
+        checks.integer("BoundedBuffer", "an int table slot", slot)
+        checks.integer("BoundedBuffer", "an int buffer id", ident)
         self.slot = slot
         self.id = ident
         self._r = None
@@ -493,7 +492,11 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if timeout is not None:
+            checks.timeout("BoundedBuffer.send", timeout)
         r.send(message, timeout)
+
+    _SEND = send      # what SEND calls: only buffers and writer ends have it (a socket's send is not ours)
 
     def send_nowait(self, message):
         """SEND that never blocks: WouldBlock when full (or another sender is busy)."""
@@ -508,7 +511,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        return r.send_many(messages, timeout)
+        return r.send_many(_messages("BoundedBuffer.send_many", messages, timeout), timeout)
 
     def send_into(self, size, fill, timeout=None):
         """SEND with no copy: fill(view) writes the message straight into the
@@ -522,6 +525,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        _check_send_into("BoundedBuffer.send_into", size, fill, timeout)
         return r.send_into(size, fill, timeout)
 
     # RECEIVE -------------------------------------------------------------------------
@@ -532,7 +536,11 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if timeout is not None:
+            checks.timeout("BoundedBuffer.receive", timeout)
         return r.receive(timeout)
+
+    _RECEIVE = receive    # what RECEIVE calls: only buffers and reader ends have it
 
     def receive_nowait(self):
         """RECEIVE that never blocks: WouldBlock when empty (or another receiver is busy)."""
@@ -548,6 +556,8 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if max_messages is not None or timeout is not None:
+            _check_receive_many("BoundedBuffer.receive_many", max_messages, timeout)
         return r.receive_many(max_messages, timeout, False, views)
 
     def receive_view(self, timeout=None):
@@ -557,6 +567,8 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if timeout is not None:
+            checks.timeout("BoundedBuffer.receive_view", timeout)
         return r.receive_view(timeout)
 
     def release(self):
@@ -614,6 +626,9 @@ class _End:
     _role = 0
 
     def __init__(self, buffer, index):
+        if not isinstance(buffer, BoundedBuffer):
+            raise checks.refused(type(self).__name__, "a BoundedBuffer", buffer)
+        checks.integer(type(self).__name__, f"an int end index from 0 to {MAX_ENDS - 1}", index, 0, MAX_ENDS - 1)
         self.buffer = buffer
         self.index = index
         self._ctx = None
@@ -644,6 +659,7 @@ class _End:
         """Hand this end to thread tid: it closes when tid ends (even if tid
         never uses it).  For a runner that starts a thread with an end."""
         part = _cx.current().kernel.buffers
+        checks.integer(f"{type(self).__name__}.give", "a thread id (an int from ALLOCATE_THREAD)", tid)
         if not part.take_end(self.buffer.slot, self.buffer.id, self.index, tid):
             raise StreamClosed(f"{self!r} was closed")
         self._ctx = None
@@ -681,7 +697,11 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if timeout is not None:
+            checks.timeout("BufferWriter.send", timeout)
         r.send(message, timeout)
+
+    _SEND = send      # see BoundedBuffer._SEND
 
     def send_nowait(self, message):
         c, r = _cx._current, self._r
@@ -693,13 +713,14 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        return r.send_many(messages, timeout)
+        return r.send_many(_messages("BufferWriter.send_many", messages, timeout), timeout)
 
     def send_into(self, size, fill, timeout=None):
         """BoundedBuffer.send_into through this end."""
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        _check_send_into("BufferWriter.send_into", size, fill, timeout)
         return r.send_into(size, fill, timeout)
 
     def write(self, data):
@@ -708,7 +729,11 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        view = memoryview(data).cast("B")
+        try:
+            view = memoryview(data).cast("B")
+        except (TypeError, ValueError):
+            raise checks.refused("BufferWriter.write", "bytes-like data (bytes, bytearray, a contiguous "
+                                 "memoryview)", data) from None
         size = len(view)
         chunk = min(STREAM_CHUNK, r.capacity)
         if size <= chunk:
@@ -733,7 +758,11 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if timeout is not None:
+            checks.timeout("BufferReader.receive", timeout)
         return r.receive(timeout)
+
+    _RECEIVE = receive    # see BoundedBuffer._RECEIVE
 
     def receive_nowait(self):
         c, r = _cx._current, self._r
@@ -745,12 +774,16 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if max_messages is not None or timeout is not None:
+            _check_receive_many("BufferReader.receive_many", max_messages, timeout)
         return r.receive_many(max_messages, timeout, False, views)
 
     def receive_view(self, timeout=None):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if timeout is not None:
+            checks.timeout("BufferReader.receive_view", timeout)
         return r.receive_view(timeout)
 
     def release(self):
@@ -783,6 +816,8 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if n is not None:
+            checks.integer("BufferReader.read", "a byte count n (an int; n < 0 or None: all of the stream)", n)
         if n is None or n < 0:
             parts = [self._left]
             self._left = b""
@@ -814,6 +849,31 @@ class BufferReader(_End):
                 return
 
 
+def _messages(call, messages, timeout):
+    """send_many's arguments, checked: the messages as a list."""
+    if timeout is not None:
+        checks.timeout(call, timeout)
+    if type(messages) is list:
+        return messages
+    try:
+        return list(messages)
+    except TypeError:
+        raise checks.refused(call, "an iterable of messages (a list of bytes, ...)", messages) from None
+
+
+def _check_send_into(call, size, fill, timeout):
+    checks.integer(call, "an int size >= 1 (bytes to make room for)", size, lo=1)
+    if not callable(fill):
+        raise checks.refused(call, "a fill function: fill(view) writes into the view and returns how many "
+                             "bytes it wrote", fill)
+    checks.timeout(call, timeout)
+
+
+def _check_receive_many(call, max_messages, timeout):
+    checks.optional_integer(call, "max_messages as an int >= 1 (or None: all there are)", max_messages, lo=1)
+    checks.timeout(call, timeout)
+
+
 def _as_bytes(message):
     if type(message) is not bytes:
         raise TypeError(f"read() found a {type(message).__name__} message in a byte stream")
@@ -832,9 +892,10 @@ def SEND(buffer, message):
     """Append message to buffer; waits while it is full.  BufferDeallocated,
     MessageTooLarge."""
     try:
-        send = buffer.send
+        send = buffer._SEND
     except AttributeError:
-        raise TypeError(f"SEND needs a bounded buffer, not {type(buffer).__name__}") from None
+        raise checks.refused("SEND", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its writer end)",
+                             buffer) from None
     send(message)
 
 
@@ -842,9 +903,10 @@ def RECEIVE(buffer):
     """Remove and return the oldest message; waits while the buffer is empty.
     bytes for bytes-like messages, an equal object for any other.  BufferDeallocated."""
     try:
-        receive = buffer.receive
+        receive = buffer._RECEIVE
     except AttributeError:
-        raise TypeError(f"RECEIVE needs a bounded buffer, not {type(buffer).__name__}") from None
+        raise checks.refused("RECEIVE", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its reader end)",
+                             buffer) from None
     return receive()
 
 
@@ -853,7 +915,7 @@ def DEALLOCATE_BOUNDED_BUFFER(buffer):
     if isinstance(buffer, _End):
         buffer = buffer.buffer
     if not isinstance(buffer, BoundedBuffer):
-        raise TypeError(f"DEALLOCATE_BOUNDED_BUFFER needs a bounded buffer, not {type(buffer).__name__}")
+        raise checks.refused("DEALLOCATE_BOUNDED_BUFFER", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER", buffer)
     buffer.deallocate()
 
 

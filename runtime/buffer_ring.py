@@ -134,6 +134,7 @@ import time
 from contextlib import ExitStack
 
 from . import atomics
+from . import checks
 from . import mutex
 from .atomics import SEQ_CST, c_arg, compare_exchange_p, load_raw
 from .errors import (BufferDeallocated, DeadlockError, EndOfStream, MessageTooLarge, OutOfResources,
@@ -267,7 +268,11 @@ def encode(message):
         if message.contiguous:
             return (message if message.format == "B" and message.ndim == 1 else message.cast("B")), RAW
         return message.tobytes(), RAW
-    return _dumps(message, 5), PICKLED
+    try:
+        return _dumps(message, 5), PICKLED
+    except Exception:
+        checks.picklable("SEND", "a message (bytes-like, or a value)", message)  # names the error
+        raise
 
 
 def _unpickled(messages, metas):

@@ -48,6 +48,7 @@ mode to record every page the thread references (for OPT, policies.py).
 from contextlib import contextmanager
 
 from .. import atomics
+from .. import checks
 from .. import context as _context
 from ..errors import KernelError, NoSuchAddressSpace
 from ..threads import O_AS, O_FAULTS
@@ -87,7 +88,11 @@ def LOAD(vaddr):
     if m is None or m.ctx is not _context._current:
         m = _attach()
     while True:
-        ent = m.tlb.get(vaddr >> m.shift)
+        try:
+            ent = m.tlb.get(vaddr >> m.shift)
+        except TypeError:
+            checks.address("LOAD", vaddr)    # names a non-int address (a try costs the fast path nothing)
+            raise
         w = m.words
         if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
             return w[(vaddr >> 3) + ent[3]]
@@ -108,7 +113,11 @@ def STORE(vaddr, value):
     if m is None or m.ctx is not _context._current:
         m = _attach()
     while True:
-        ent = m.tlb.get(vaddr >> m.shift)
+        try:
+            ent = m.tlb.get(vaddr >> m.shift)
+        except TypeError:
+            checks.address("STORE", vaddr)
+            raise
         w = m.words
         if ent is not None and ent[2] and ent[0] == w[m.epoch_idx] and not vaddr & 7:
             try:
@@ -130,7 +139,11 @@ def RSM(vaddr):
     if m is None or m.ctx is not _context._current:
         m = _attach()
     while True:
-        ent = m.tlb.get(vaddr >> m.shift)
+        try:
+            ent = m.tlb.get(vaddr >> m.shift)
+        except TypeError:
+            checks.address("RSM", vaddr)
+            raise
         if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
             return atomics.exchange(m.addr + vaddr + ent[1], 1)
         r = m.fault(vaddr, True, "rsm")
@@ -143,8 +156,8 @@ def LOAD_BYTES(vaddr, n):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"LOAD_BYTES needs a byte count >= 0, not {n!r}")
+    checks.address("LOAD_BYTES", vaddr)
+    checks.integer("LOAD_BYTES", "an int byte count n >= 0", n, lo=0)
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
@@ -223,7 +236,12 @@ def STORE_BYTES(vaddr, data):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    src = memoryview(data).cast("B")
+    checks.address("STORE_BYTES", vaddr)
+    try:
+        src = memoryview(data).cast("B")
+    except (TypeError, ValueError):
+        raise checks.refused("STORE_BYTES", "bytes-like data (bytes, bytearray, a contiguous memoryview)",
+                             data) from None
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
@@ -303,8 +321,8 @@ def _check_word(value):
 
 def _bad_word(value):
     if isinstance(value, int):
-        return OverflowError(f"STORE of {value}: a word is a signed 64-bit integer")
-    return TypeError(f"STORE needs an int word, not {type(value).__name__} {value!r}")
+        return OverflowError(f"STORE needs a word that fits in 64 bits (-2**63 to 2**63 - 1), not {value}")
+    return checks.refused("STORE", "an int word", value)
 
 
 # --- the shootdown interrupt ---------------------------------------------------------
