@@ -266,8 +266,8 @@ class AddressSpaces:
             bo = vm.o_blocks + b * BLOCK_ENTRY
             first, n = vm.get(bo + B_FIRST), vm.get(bo + B_NPAGES)
             if page + n > g.vpages:
-                raise ValueError(f"block {block} has {n} pages: mapped at page {page} it would end past the "
-                                 f"last virtual page ({g.vpages - 1}) of an address space")
+                raise ValueError(f"MAP needs a page where the {n} pages of block {block} fit: mapped at page "
+                                 f"{page} they would end past the last virtual page ({g.vpages - 1})")
             pt = vm.o_pt + 8 * g.vpages * s
             ptes = struct.unpack_from(f"<{n}q", self.buf, pt + 8 * page)
             taken = [page + i for i, pte in enumerate(ptes) if pte]
