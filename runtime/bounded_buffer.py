@@ -511,7 +511,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        return r.send_many(_messages("BoundedBuffer.send_many", messages, timeout), timeout)
+        return r.send_many(checks.messages("BoundedBuffer.send_many", messages, timeout), timeout)
 
     def send_into(self, size, fill, timeout=None):
         """SEND with no copy: fill(view) writes the message straight into the
@@ -525,7 +525,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        _check_send_into("BoundedBuffer.send_into", size, fill, timeout)
+        checks.send_into("BoundedBuffer.send_into", size, fill, timeout)
         return r.send_into(size, fill, timeout)
 
     # RECEIVE -------------------------------------------------------------------------
@@ -557,7 +557,7 @@ class BoundedBuffer:
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
         if max_messages is not None or timeout is not None:
-            _check_receive_many("BoundedBuffer.receive_many", max_messages, timeout)
+            checks.receive_many("BoundedBuffer.receive_many", max_messages, timeout)
         return r.receive_many(max_messages, timeout, False, views)
 
     def receive_view(self, timeout=None):
@@ -713,14 +713,14 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        return r.send_many(_messages("BufferWriter.send_many", messages, timeout), timeout)
+        return r.send_many(checks.messages("BufferWriter.send_many", messages, timeout), timeout)
 
     def send_into(self, size, fill, timeout=None):
         """BoundedBuffer.send_into through this end."""
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        _check_send_into("BufferWriter.send_into", size, fill, timeout)
+        checks.send_into("BufferWriter.send_into", size, fill, timeout)
         return r.send_into(size, fill, timeout)
 
     def write(self, data):
@@ -775,7 +775,7 @@ class BufferReader(_End):
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
         if max_messages is not None or timeout is not None:
-            _check_receive_many("BufferReader.receive_many", max_messages, timeout)
+            checks.receive_many("BufferReader.receive_many", max_messages, timeout)
         return r.receive_many(max_messages, timeout, False, views)
 
     def receive_view(self, timeout=None):
@@ -847,31 +847,6 @@ class BufferReader(_End):
                 yield self.receive()
             except EndOfStream:
                 return
-
-
-def _messages(call, messages, timeout):
-    """send_many's arguments, checked: the messages as a list."""
-    if timeout is not None:
-        checks.timeout(call, timeout)
-    if type(messages) is list:
-        return messages
-    try:
-        return list(messages)
-    except TypeError:
-        raise checks.refused(call, "an iterable of messages (a list of bytes, ...)", messages) from None
-
-
-def _check_send_into(call, size, fill, timeout):
-    checks.integer(call, "an int size >= 1 (bytes to make room for)", size, lo=1)
-    if not callable(fill):
-        raise checks.refused(call, "a fill function: fill(view) writes into the view and returns how many "
-                             "bytes it wrote", fill)
-    checks.timeout(call, timeout)
-
-
-def _check_receive_many(call, max_messages, timeout):
-    checks.optional_integer(call, "max_messages as an int >= 1 (or None: all there are)", max_messages, lo=1)
-    checks.timeout(call, timeout)
 
 
 def _as_bytes(message):

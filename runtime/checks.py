@@ -122,3 +122,29 @@ def picklable(call, what, value, hint=""):
     except Exception as e:
         raise NotPicklable(f"{call} needs {what} that pickles, not {describe(value)} ({type(e).__name__}: "
                            f"{e}){hint}") from None
+
+
+# --- the bounded buffers' Pythonic calls (bounded_buffer.py) -----------------------
+
+def messages(call, items, seconds):
+    """send_many's arguments: the messages as a list, and the timeout."""
+    timeout(call, seconds)
+    if type(items) is list:
+        return items
+    try:
+        return list(items)
+    except TypeError:
+        raise refused(call, "an iterable of messages (a list of bytes, ...)", items) from None
+
+
+def send_into(call, size, fill, seconds):
+    integer(call, "an int size >= 1 (bytes to make room for)", size, lo=1)
+    if not callable(fill):
+        raise refused(call, "a fill function: fill(view) writes into the view and returns how many bytes "
+                      "it wrote", fill)
+    timeout(call, seconds)
+
+
+def receive_many(call, max_messages, seconds):
+    optional_integer(call, "max_messages as an int >= 1 (or None: all there are)", max_messages, lo=1)
+    timeout(call, seconds)

@@ -9,6 +9,10 @@ Every call works in the boot program (thread 0) and in every virtual
 processor; each goes through the calling process's context to the same code
 as the Pythonic layer.  AWAIT follows S&K: it returns once the eventcount
 *exceeds* the value (Reed & Kanodia's original waits for >=).
+
+docs/REFERENCE.md documents every call here: its arguments, what it returns
+and blocks on, and every error it raises.  A bad argument raises at once,
+naming the call (runtime/checks.py).
 """
 
 from . import checks as _checks
