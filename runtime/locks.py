@@ -255,7 +255,7 @@ class LockTable:
     def _rec(self, lock_id):
         return self.records_off + (lock_id - 1) * RECORD
 
-    def _prepare(self, lock, call):
+    def _prepare(self, lock, call="ACQUIRE"):
         """Validate a handle and prepare (once per process) its word's pointer
         and the index of its acquisitions counter in the word view.  The slow
         path of every call on a lock: TypeError, NoSuchObject (naming `call`)."""
