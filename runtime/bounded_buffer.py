@@ -49,7 +49,7 @@ Table layout (part "buffers" in the main arena; native 64-bit words):
       off size field        guard / writer
         0   8  max_buffers  written once at boot
         8   8  allocations  fetch_add by ALLOCATE: buffers ever allocated
-       16   8  biased       written once at boot: 1 if side locks are biased (buffer_ring.py)
+       16   8  biased       written once at boot: 1 if side locks are biased (side_lock.py)
     entries, ENTRY_SIZE = 192 bytes per slot
         0   8  state        FREE / CREATING / ALLOCATED / DEALLOCATING; CAS by
                             the allocator and the deallocator (one winner each)
@@ -64,7 +64,7 @@ Table layout (part "buffers" in the main arena; native 64-bit words):
     busy, 64 bytes per thread slot (one cache line each)
         0   8  busy         key of the side lock the thread is inside (0: none);
                             written only by that thread, read by lock askers
-                            after a membarrier (buffer_ring.py)
+                            after a membarrier (side_lock.py)
 """
 
 import ctypes
@@ -77,8 +77,9 @@ from . import atomics
 from . import checks
 from . import context as _cx
 from . import mutex
-from .buffer_ring import (BUSY_STRIDE, DEALLOCATED, READERS_GONE, WRITERS_GONE, Ring, arena_size,
-                          bias_available, format_header)
+from .buffer_layout import DEALLOCATED, READERS_GONE, WRITERS_GONE, arena_size, format_header
+from .buffer_ring import Ring
+from .side_lock import BUSY_STRIDE, BusyLine, bias_available, read_line
 from .errors import (BufferDeallocated, EndOfStream, KernelError, NoSuchThread, OutOfResources,
                      StreamClosed)
 from .threads import LIVE, O_STATE, WAIT_RECEIVE, WAIT_SEND
@@ -114,7 +115,9 @@ class Buffers:
         self.malloc_tuning = kernel.config.get("buffer_malloc_tuning", True)
         self.max_threads = kernel.config.max_threads
         self.busy_addr = self.addr + 64 + ENTRY_SIZE * self.max
+        self.busy_off = self.base + 64 + ENTRY_SIZE * self.max
         self._rings = {}          # slot -> Ring: private to this process
+        self._line = None         # the BusyLine of the thread this process runs (private)
 
     @staticmethod
     def section_size(config):
@@ -130,8 +133,19 @@ class Buffers:
         return bool(_w.unpack_from(self.buf, self.base + H_BIASED)[0])
 
     def _new_ring(self, seg, slot, ident, n, capacity):
-        return Ring(seg, ident, n, capacity, self._ends_checker(slot, ident), self.busy_addr,
-                    self.max_threads, self.biased)
+        return Ring(seg, ident, n, capacity, self._ends_checker(slot, ident), self.biased)
+
+    def _busy_line(self, ctx):
+        """The calling thread's BusyLine (one per thread per process: the
+        rings of every buffer share it)."""
+        line = self._line
+        if line is None or line.ctx is not ctx:
+            line = self._line = BusyLine(ctx, self.busy_addr + (ctx.tid % self.max_threads) * BUSY_STRIDE)
+        return line
+
+    def _find_line(self, tid):
+        """The keys of the side locks thread tid is inside (an asker's read)."""
+        return read_line(self.buf, self.busy_off + (tid % self.max_threads) * BUSY_STRIDE)
 
     # --- the table -------------------------------------------------------------------
 
@@ -233,7 +247,7 @@ class Buffers:
         ctx = _cx.current()
         r = self.ring(slot, ident)
         if r.ctx is not ctx:
-            r.bind(ctx)
+            r.bind(ctx, self._busy_line(ctx), self._find_line)
             _tune_malloc(self.malloc_tuning)
         return r
 
@@ -503,7 +517,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        r.send(message, None, True)
+        r.send_nowait(message)
 
     def send_many(self, messages, timeout=None):
         """SEND each message, in order, under one lock hold (far fewer
@@ -547,7 +561,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        return r.receive(None, True)
+        return r.receive_nowait()
 
     def receive_many(self, max_messages=None, timeout=None, views=False):
         """Remove up to max_messages at once (all that are there if None);
@@ -558,7 +572,7 @@ class BoundedBuffer:
             r = self._ring()
         if max_messages is not None or timeout is not None:
             checks.receive_many("BoundedBuffer.receive_many", max_messages, timeout)
-        return r.receive_many(max_messages, timeout, False, views)
+        return r.receive_many(max_messages, timeout, views)
 
     def receive_view(self, timeout=None):
         """Zero-copy RECEIVE: a read-only memoryview of the message in the
@@ -707,7 +721,7 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        r.send(message, None, True)
+        r.send_nowait(message)
 
     def send_many(self, messages, timeout=None):
         c, r = _cx._current, self._r
@@ -768,7 +782,7 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        return r.receive(None, True)
+        return r.receive_nowait()
 
     def receive_many(self, max_messages=None, timeout=None, views=False):
         c, r = _cx._current, self._r
@@ -776,7 +790,7 @@ class BufferReader(_End):
             r = self._enter()
         if max_messages is not None or timeout is not None:
             checks.receive_many("BufferReader.receive_many", max_messages, timeout)
-        return r.receive_many(max_messages, timeout, False, views)
+        return r.receive_many(max_messages, timeout, views)
 
     def receive_view(self, timeout=None):
         c, r = _cx._current, self._r

@@ -22,7 +22,7 @@ from .threads import O_INVOL, O_VOL, O_WAIT_KIND, O_WAIT_OBJ, O_WAIT_VALUE, WAIT
 
 _current = None
 
-_LIVENESS_PERIOD = 1.0  # seconds between checks that the kernel still lives
+_LIVENESS_PERIOD = 0.5  # seconds between checks that the kernel still lives
 
 
 def current():
@@ -48,7 +48,6 @@ class Context:
         self.on_cpu = False        # holds a processor (set by take_processor, cleared by waiting)
         self._last_check = time.monotonic()
         self._clock_armed = False
-        self.busy_words = 0        # bit j: this thread's buffer busy word j is claimed (buffer_ring.py)
 
     # --- entering and leaving ------------------------------------------------
 
@@ -111,6 +110,7 @@ class Context:
             self._restart_quantum()
         finally:
             self.in_dispatch = False
+        self.check_kernel()   # a thread that waits often may never see a clock tick
 
     def switch(self, voluntary):
         """Give the processor to the next thread in line and queue for it again."""
@@ -136,14 +136,23 @@ class Context:
         """Start this VP's interval timer (VPs only)."""
         signal.signal(signal.SIGALRM, self._tick)
         self._clock_armed = True
-        self._restart_quantum()
+        self._restart_quantum(arming=True)
 
-    def _restart_quantum(self):
+    def _restart_quantum(self, arming=False):
         """A thread that just got a processor gets a whole quantum: restart the
-        timer from now (timers armed in lockstep would preempt newcomers at once)."""
-        if self._clock_armed:
-            period = self.kernel.config.quantum if self.kernel.processors.limited else _LIVENESS_PERIOD / 2
-            signal.setitimer(signal.ITIMER_REAL, period, period)
+        timer from now (timers armed in lockstep would preempt newcomers at once).
+        With no processor limit the clock only checks that the kernel lives:
+        it is armed once and never restarted, or a thread that waits more
+        often than the period (a page fault loop) would never hear it."""
+        if not self._clock_armed:
+            return
+        if self.kernel.processors.limited:
+            period = self.kernel.config.quantum
+        elif arming:
+            period = _LIVENESS_PERIOD / 2
+        else:
+            return
+        signal.setitimer(signal.ITIMER_REAL, period, period)
 
     def disarm_clock(self):
         self._clock_armed = False

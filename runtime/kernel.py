@@ -30,7 +30,6 @@ process, read by anyone):
 """
 
 import dataclasses
-import importlib
 import multiprocessing
 import os
 import pickle
@@ -45,8 +44,13 @@ from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
 from .options import PART_OPTIONS, check_part_settings
 from .processors import Processors
-from .thread_manager import ThreadExit, ThreadManager, wait_pid_exit
-from .threads import FREE, ThreadTable, pid_alive
+from .bounded_buffer import Buffers
+from .eventcounts import EventcountTable
+from .locks import LockTable
+from .memory.vm import VirtualMemory
+from .thread_manager import ThreadManager, wait_pid_exit
+from .threads import ThreadTable, pid_alive
+from .vp import ThreadExit, vp_main
 
 MAGIC = b"VOSKERN1"
 CONFIG_SIZE = 4096  # the pickled Config, so that `vos top` can attach to any kernel by name
@@ -54,25 +58,17 @@ RUNNING, SHUTDOWN = 1, 2
 H_MAGIC, H_PID, H_START, H_STATE, H_NEXT_ID = 0, 8, 16, 24, 32
 _i64 = struct.Struct("<q")
 
-# Parts that live in the main arena, in layout order: (attribute, "module:Class").
+# Parts that live in the main arena, in layout order: (attribute, class).
 # Each class has section_size(config) -> int, __init__(kernel, offset), and may
 # have boot() (kernel process, once), enter_vp() (first thing in a new VP),
 # on_thread_death(tid) (any process: the dying thread itself or its burier),
 # statistics() and shutdown() (kernel process, at the end).
 PARTS = [
-    ("vm", "runtime.memory.vm:VirtualMemory"),
-    ("locks", "runtime.locks:LockTable"),
-    ("eventcounts", "runtime.eventcounts:EventcountTable"),
-    ("buffers", "runtime.bounded_buffer:Buffers"),
+    ("vm", VirtualMemory),
+    ("locks", LockTable),
+    ("eventcounts", EventcountTable),
+    ("buffers", Buffers),
 ]
-
-
-def _parts():
-    out = []
-    for name, where in PARTS:
-        module, cls = where.split(":")
-        out.append((name, getattr(importlib.import_module(module), cls)))
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +139,7 @@ class Kernel:
         lay.add("threads", threads_size)
         lay.add("status", status_size)
         lay.add("processors", Processors.section_size(c.max_threads))
-        for name, cls in _parts():
+        for name, cls in PARTS:
             lay.add(name, cls.section_size(c))
         return lay
 
@@ -156,7 +152,7 @@ class Kernel:
         self.processors = Processors(arena, sec["processors"][0], self.threads, c.processors)
         self.thread_manager = ThreadManager(self)
         self.parts = []
-        for name, cls in _parts():
+        for name, cls in PARTS:
             part = cls(self, sec[name][0])
             setattr(self, name, part)
             self.parts.append(part)
@@ -170,6 +166,17 @@ class Kernel:
         self._owner_pid = None
         self._wire(Arena.attach(name), self._layout())
         return self
+
+    @classmethod
+    def vp_spawned(cls, handle, tid, payload):
+        """Entry of a VP started by spawn/forkserver: re-attach, then run
+        (vp.vp_main).  Does not return."""
+        try:
+            kernel = cls.attach(handle)
+        except FileNotFoundError:
+            os._exit(70)  # the kernel is already gone
+        procedure, args = pickle.loads(payload)
+        vp_main(kernel, tid, procedure, args)
 
     @classmethod
     def attach_by_name(cls, name):

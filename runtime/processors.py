@@ -27,9 +27,25 @@ waiter publishes itself in the ring *before* it checks admission, and a
 releaser bumps `releases` *before* it reads the ring, so one of the two always
 sees the other (no lost wake-up); every wait also has a timeout.
 
-Known limit, stated honestly: a VP killed (SIGKILL) in the two-bytecode window
-between taking a ticket and recording it in its thread entry leaks that
-processor; the monitor shows it as fewer processors in use.
+A thread killed anywhere gives its processor back.  Taking a ticket is one
+fetch_add and recording it in the thread entry is a second store, so a VP can
+be killed between the two (SIGKILL cannot be blocked).  So a thread first
+marks its entry TAKING, then takes the ticket, then records it.  A burier
+that finds a dead thread TAKING does not know whether it took one, and
+counts instead (`recover`): every ticket taken and not given back is held
+or awaited by exactly one entry that records it, so
+
+    leaked = (tickets - releases) - (entries recording a ticket)
+
+read while no live thread is TAKING and no ticket was taken meanwhile.  To
+keep the count on the safe side while others come and go, everyone who
+gives a ticket back bumps `releases` *before* clearing its record (seen in
+between: one leak too few, never one too many), and the count reads
+`tickets` before the scan and `releases` after it.  Recoveries are
+serialised by the `recovering` mutex word (mutex.py: a recoverer that dies
+leaves it owner-died, and the next one proceeds).  When live threads keep
+being in the window, the recovery is left to the next waiter that sleeps a
+whole slice (`suspect` flag).
 
 Section layout (guard: all atomic, no lock):
 
@@ -37,16 +53,26 @@ Section layout (guard: all atomic, no lock):
       0      8  tickets    fetch_add by a thread that wants a processor
       8      8  releases   fetch_add by a thread (or its burier) giving one up
      16      8  m          written once at boot (0 = no limit)
+     24      8  recovering mutex word: serialises `recover` (mutex.py)
+     32      8  suspect    1 while a leaked ticket may be unrecovered; any process
      64  8 * R  ring       ring[t % R] = tid holding ticket t; written by that thread
+
+A thread entry's `ticket` field (threads.py) is -1 (none), TAKING (-2: about
+to take one), or the ticket it holds or waits with; written by the thread
+itself, and by its burier once it is dead.
 """
 
+import os
 import struct
+import time
 
 from . import atomics
-from .threads import (FLAG_ON_CPU, O_FLAGS, O_RUN, O_STATE, O_TICKET, O_WAIT_KIND, O_WAKE,
-                      RUNNABLE, RUNNING, WAIT_PROCESSOR)
+from . import mutex
+from .threads import (FLAG_ON_CPU, LIVE, O_FLAGS, O_PID, O_RUN, O_STATE, O_TICKET, O_TID, O_WAIT_KIND, O_WAKE,
+                      RUNNABLE, RUNNING, WAIT_PROCESSOR, pid_alive)
 
-O_TICKETS, O_RELEASES, O_M, O_RING = 0, 8, 16, 64
+O_TICKETS, O_RELEASES, O_M, O_RECOVERING, O_SUSPECT, O_RING = 0, 8, 16, 24, 32, 64
+NONE, TAKING = -1, -2
 _i64 = struct.Struct("<q")
 
 
@@ -82,14 +108,18 @@ class Processors:
         t.put32(o + O_STATE, RUNNABLE)
         t.put32(o + O_WAIT_KIND, WAIT_PROCESSOR)
         t.put32(o + O_WAKE, 0)
+        t.put64(o + O_TICKET, TAKING)       # killed from here ...
         ticket = atomics.fetch_add(self.addr + O_TICKETS, 1)
-        t.put64(o + O_TICKET, ticket)
+        t.put64(o + O_TICKET, ticket)       # ... to here: recover() finds the ticket
         atomics.store(self.addr + O_RING + 8 * (ticket % self.ring), tid)
         wake = t.addr + (o - t.base) + O_WAKE
         while ticket >= self.m + atomics.load(self.addr + O_RELEASES):
+            t0 = time.monotonic()
             atomics.futex_wait(wake, 0, 0.5)
             t.put32(o + O_WAKE, 0)
             timeout_check()
+            if time.monotonic() - t0 >= 0.45 and atomics.load(self.addr + O_SUSPECT):
+                self.recover(tid)
         atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_ON_CPU)
         t.put32(o + O_WAIT_KIND, 0)
         t.put32(o + O_STATE, RUNNING)
@@ -103,8 +133,8 @@ class Processors:
         if not self.limited or tid == 0:
             return
         atomics.fetch_and(t.addr + (o - t.base) + O_FLAGS, ~FLAG_ON_CPU)
-        t.put64(o + O_TICKET, -1)
-        self._give_back()
+        self._give_back()                   # before clearing the record (see recover)
+        t.put64(o + O_TICKET, NONE)
 
     def _give_back(self):
         releases = atomics.fetch_add(self.addr + O_RELEASES, 1) + 1
@@ -123,14 +153,67 @@ class Processors:
         tickets, releases = struct.unpack_from("<qq", self.buf, self.base)
         return tickets > self.m + releases
 
-    def release_for_dead(self, tid):
-        """A burier gives back whatever processor or ticket a dead thread had."""
+    def release_for_dead(self, tid, burier=0):
+        """A burier gives back whatever processor or ticket a dead thread had,
+        also when it died between taking a ticket and recording it."""
         t = self.threads
         o = t.off(tid)
-        if self.limited and t.get64(o + O_TICKET) >= 0:
-            t.put64(o + O_TICKET, -1)
+        if not self.limited:
+            return
+        ticket = t.get64(o + O_TICKET)
+        if ticket >= 0:
             atomics.fetch_and(t.addr + (o - t.base) + O_FLAGS, ~FLAG_ON_CPU)
             self._give_back()
+            t.put64(o + O_TICKET, NONE)
+        elif ticket == TAKING:
+            atomics.store(self.addr + O_SUSPECT, 1)
+            self.recover(burier, dead=tid)
+
+    def recover(self, me, dead=None, patience=1.0):
+        """Give back the tickets that no entry records (module doc).  Any
+        process; `me` is the caller's tid (for the mutex).  Returns how many
+        it gave back.  Leaves `suspect` set if live threads kept being in
+        the window for `patience` seconds (a later waiter tries again)."""
+        t = self.threads
+        word = self.addr + O_RECOVERING
+        mutex.acquire(word, me, t)          # owner-died is fine: the count is redone from scratch
+        try:
+            deadline = time.monotonic() + patience
+            while True:
+                leaked = self._count_leaked(dead)
+                if leaked is not None:
+                    break
+                if time.monotonic() > deadline:
+                    return 0
+                os.sched_yield()
+            if dead is not None:
+                t.put64(t.off(dead, O_TICKET), NONE)
+            for _ in range(leaked):
+                self._give_back()
+            atomics.store(self.addr + O_SUSPECT, 0)
+            return leaked
+        finally:
+            mutex.release(word, me)
+
+    def _count_leaked(self, dead):
+        """(tickets - releases) - recorded tickets, or None when it cannot be
+        told now (a live thread is TAKING, or a ticket was taken meanwhile)."""
+        t = self.threads
+        tickets = atomics.load(self.addr + O_TICKETS)
+        recorded = 0
+        for slot in range(t.n):
+            o = t.slot_off(slot)
+            if t.get32(o + O_STATE) == 0:   # FREE
+                continue
+            ticket = atomics.load(t.addr + (o - t.base) + O_TICKET)
+            if ticket >= 0:
+                recorded += 1
+            elif ticket == TAKING and t.get64(o + O_TID) != dead and _lives(t, o):
+                return None
+        if atomics.load(self.addr + O_TICKETS) != tickets:
+            return None
+        releases = atomics.load(self.addr + O_RELEASES)
+        return max(0, tickets - releases - recorded)
 
     def in_use(self):
         """(processors busy, threads waiting): lock-free, for the monitor."""
@@ -153,3 +236,11 @@ class Processors:
     def account(self, tid, cpu_ns):
         """Record the thread's CPU time so far (self only)."""
         self.threads.put64(self.threads.off(tid, O_RUN), cpu_ns)
+
+
+def _lives(t, o):
+    """Is the thread of entry offset o still running (state and process)?"""
+    if t.get32(o + O_STATE) not in LIVE:
+        return False
+    pid = t.get64(o + O_PID)
+    return pid == 0 or pid_alive(pid)

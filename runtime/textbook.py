@@ -17,7 +17,7 @@ naming the call (runtime/checks.py).
 
 from . import checks as _checks
 from .context import current as _current
-from .thread_manager import ThreadExit as _ThreadExit
+from .vp import ThreadExit as _ThreadExit
 from .memory import (CREATE_ADDRESS_SPACE, DELETE_ADDRESS_SPACE, ALLOCATE_BLOCK, FREE_BLOCK, MAP, UNMAP,  # noqa: E501
                      LOAD, STORE, LOAD_BYTES, STORE_BYTES, RSM)
 from .locks import ALLOCATE_LOCK, ACQUIRE, RELEASE

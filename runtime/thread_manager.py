@@ -14,6 +14,8 @@ A thread ends in one of four ways, recorded in its entry's `reason`:
     fault       an uncaught memory fault (SegmentationFault, ProtectionFault, ...)
     destroyed   DESTROY_THREAD, or its process died (SIGKILL from outside)
 
+The first code of a new VP (its bootstrap) is in vp.py.
+
 Dying cleanly is the thread's own job (write status, give back what it holds,
 publish EXITED).  A thread that cannot do it (killed) is *buried* by whoever
 notices first, a joiner, a destroyer or a waiter, using the same steps; the
@@ -26,23 +28,14 @@ import os
 import pickle
 import select
 import signal
-import sys
 import time
-import traceback
 
 from . import atomics, checks
-from .context import Context, current
-from .errors import KernelError, MemoryFault, NotPicklable, OutOfResources, ThreadFailed
-from .threads import (DESTROYED, DONE, DYING, EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY,
-                      FREE, LIVE, O_FLAGS, O_PID, O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
-
-
-class ThreadExit(BaseException):
-    """Raised by EXIT_THREAD; caught by the VP bootstrap (or the Kernel, in thread 0)."""
-
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
+from .context import current
+from .errors import KernelError, NotPicklable, OutOfResources, ThreadFailed
+from .threads import (DESTROYED, DONE, DYING, EXCEPTION, FAULTED, FLAG_DESTROY, FREE, LIVE, O_FLAGS, O_PID,
+                      O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
+from .vp import exit_process, vp_main
 
 
 class ThreadManager:
@@ -82,9 +75,9 @@ class ThreadManager:
         self._reap_finished()
         mp = k.mp_context()
         if payload is None:
-            proc = mp.Process(target=_vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
-        else:
-            proc = mp.Process(target=_vp_spawned, args=(k.handle(), tid, payload), name=f"vos-vp-{tid}")
+            proc = mp.Process(target=vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
+        else:   # a spawned VP re-attaches the kernel by name first (Kernel.vp_spawned)
+            proc = mp.Process(target=type(k).vp_spawned, args=(k.handle(), tid, payload), name=f"vos-vp-{tid}")
         try:
             proc.start()
         except OSError as e:
@@ -210,7 +203,7 @@ class ThreadManager:
         if not t.claim_dead(tid):
             return
         t.write_status(tid, ("failed", exc_type, message, ""))
-        self.kernel.processors.release_for_dead(tid)
+        self.kernel.processors.release_for_dead(tid, current().tid)
         self.kernel.run_death_hooks(tid)
         t.finish(tid, FAULTED, reason)
 
@@ -232,7 +225,7 @@ class ThreadManager:
         k.run_death_hooks(ctx.tid)
         k.processors.release(ctx.tid)
         t.finish(ctx.tid, state, reason)
-        _flush_and_exit(0)
+        exit_process(0)
 
 
 def wait_pid_exit(pid, timeout):
@@ -253,53 +246,3 @@ def wait_pid_exit(pid, timeout):
             return
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.001)
-
-
-def _flush_and_exit(code):
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except Exception:
-            pass
-    os._exit(code)
-
-
-# --- the VP bootstrap: first code of every new virtual processor ---------------
-
-def _vp_spawned(handle, tid, payload):
-    """Entry of a VP started by spawn/forkserver: re-attach, then run."""
-    from .kernel import Kernel
-    try:
-        kernel = Kernel.attach(handle)
-    except FileNotFoundError:
-        os._exit(70)  # the kernel is already gone
-    procedure, args = pickle.loads(payload)
-    _vp_main(kernel, tid, procedure, args)
-
-
-def _vp_main(kernel, tid, procedure, args):
-    """Run one thread in this (new) process.  Does not return."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
-    kernel.enter_vp()
-    ctx = Context(kernel, tid).install()
-    mgr = kernel.thread_manager
-    t = kernel.threads
-    o = t.off(tid)
-    t.put64(o + O_PID, os.getpid())
-    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not kernel.alive():
-        os._exit(0)  # destroyed before it ran: the destroyer buries it
-    ctx.take_processor()
-    ctx.arm_clock()
-    try:
-        status = procedure(*args)
-        payload, state, reason = ("exit", status), EXITED, EXIT
-    except ThreadExit as e:
-        payload, state, reason = ("exit", e.status), EXITED, EXIT
-    except BaseException as e:  # noqa: BLE001 - an uncaught exception ends only this thread
-        ctx.disarm_clock()
-        tb = traceback.format_exc()
-        kind = FAULT if isinstance(e, MemoryFault) else EXCEPTION
-        payload, state, reason = ("failed", type(e).__name__, str(e), tb), FAULTED, kind
-        sys.stderr.write(f"vos: thread {tid} ({getattr(procedure, '__qualname__', procedure)}) "
-                         f"ended by {REASON_NAMES[kind]}:\n{tb}")
-    mgr.end_self(payload, state, reason)

@@ -330,6 +330,8 @@ def test_every_sleeper_on_a_side_lock_is_woken(monkeypatch):
     others slept until the next tick, about half a second.)"""
     import runtime.buffer_ring as ring
     import runtime.context as context
+    import runtime.side_lock as side_lock
+    monkeypatch.setattr(side_lock, "SLICE", 60.0)
     monkeypatch.setattr(ring, "_SLICE", 60.0)
     monkeypatch.setattr(context, "_LIVENESS_PERIOD", 120.0)
     with Kernel(start_method="fork") as k:

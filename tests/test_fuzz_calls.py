@@ -42,7 +42,7 @@ from runtime.textbook import (ACQUIRE, ADVANCE, ALLOCATE_BLOCK, ALLOCATE_BOUNDED
                               DEALLOCATE_BOUNDED_BUFFER, DELETE_ADDRESS_SPACE, DESTROY_THREAD, EXIT_THREAD,
                               FREE_BLOCK, LOAD, LOAD_BYTES, MAP, READ, RECEIVE, RELEASE, RSM, SEND, STORE,
                               STORE_BYTES, TICKET, UNMAP)
-from runtime.thread_manager import ThreadExit
+from runtime.vp import ThreadExit
 
 pytestmark = pytest.mark.timeout(60)
 

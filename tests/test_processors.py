@@ -104,3 +104,46 @@ def _wait_until(predicate, timeout=20.0):
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.002)
+
+
+# --- a thread killed between taking a processor ticket and recording it ----------
+
+def die_between_ticket_and_record():
+    """What Processors.acquire does, cut where a SIGKILL can land: after the
+    ticket's fetch_add, before the thread entry records it."""
+    import os
+    import signal
+
+    from runtime import atomics, processors
+    from runtime.context import current
+    from runtime.threads import O_TICKET
+    TAKING = getattr(processors, "TAKING", -2)      # (so that this test fails, not errs, before the fix)
+    ctx = current()
+    k = ctx.kernel
+    k.processors.release(ctx.tid)                 # as a thread that blocks or yields does
+    t = k.threads
+    t.put64(t.off(ctx.tid, O_TICKET), TAKING)
+    atomics.fetch_add(k.processors.addr + processors.O_TICKETS, 1)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_ticket_taken_by_a_thread_killed_before_recording_it_is_given_back():
+    from runtime.errors import ThreadFailed
+    with Kernel(processors=1) as k:
+        victim = ALLOCATE_THREAD(die_between_ticket_and_record, k.address_space)
+        with pytest.raises(ThreadFailed):
+            k.join(victim, timeout=10)            # burying it recovers the ticket
+        assert k.processors.in_use() == (0, 0)
+        after = ALLOCATE_THREAD(burn_cpu, k.address_space, 0.01)
+        assert k.join(after, timeout=10) > 0      # the one processor is there to be had
+        k._check_invariants()
+
+
+def test_recovery_gives_back_nothing_when_nothing_leaked():
+    with Kernel(processors=2) as k:
+        tids = [ALLOCATE_THREAD(burn_cpu, k.address_space, 0.05) for _ in range(4)]
+        assert k.processors.recover(0) == 0
+        for tid in tids:
+            k.join(tid, timeout=10)
+        assert k.processors.recover(0) == 0
+        assert k.processors.in_use() == (0, 0)

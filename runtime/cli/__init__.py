@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean"]
+SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean", "chaos"]
 
 
 def build_parser():

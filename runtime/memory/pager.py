@@ -411,28 +411,6 @@ class MMU:
 _FAULT_CODE = faults.fault.__code__
 
 
-def _nothing():
-    pass
-
-
-def _do(m, op, off, arg):
-    """(VM lock) An access done by the slow path itself (caching off)."""
-    buf = m.buf
-    if op == "load":
-        return m.words[off >> 3]
-    if op == "store":
-        m.words[off >> 3] = arg
-        return None
-    if op == "rsm":
-        return atomics.exchange(m.addr + off, 1)
-    if op == "read":
-        return bytes(buf[off:off + arg])
-    if op == "write":
-        buf[off:off + len(arg)] = arg
-        return None
-    raise AssertionError(op)
-
-
 # --- recording a reference trace -----------------------------------------------------
 
 @contextmanager

@@ -1,0 +1,75 @@
+"""A virtual processor's life inside its own process: the VP bootstrap.
+
+A VP is a real OS process started by `multiprocessing` (thread_manager.py
+decides when and with which start method).  Its first code is `vp_main`:
+drop what the creator's process owned, become the thread (install the
+Context), record the pid, take a processor, arm the clock interrupt, run
+the procedure, and die cleanly whatever happens -- the exit status, or the
+exception with its traceback, is written to the thread table and the
+thread manager's `end_self` ends the process.  Nothing returns from here.
+
+Ctrl-C belongs to the kernel (the boot program's process): a VP ignores
+SIGINT, and learns of the end from its kernel (SIGKILL at shutdown, or the
+liveness check of context.py if the kernel itself was killed).
+
+A VP started by spawn or forkserver has none of the creator's memory: it
+re-attaches the kernel by name first (Kernel.vp_spawned), then comes here.
+"""
+
+import os
+import signal
+import sys
+import traceback
+
+from .context import Context
+from .errors import MemoryFault
+from .threads import EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY, O_FLAGS, O_PID, REASON_NAMES
+
+
+class ThreadExit(BaseException):
+    """Raised by EXIT_THREAD; caught by the VP bootstrap (or the Kernel, in thread 0)."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+def vp_main(kernel, tid, procedure, args):
+    """Run one thread in this (new) process.  Does not return."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
+    kernel.enter_vp()
+    ctx = Context(kernel, tid).install()
+    t = kernel.threads
+    o = t.off(tid)
+    t.put64(o + O_PID, os.getpid())
+    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not kernel.alive():
+        os._exit(0)  # destroyed before it ran: the destroyer buries it
+    ctx.take_processor()
+    ctx.arm_clock()
+    try:
+        status = procedure(*args)
+        payload, state, reason = ("exit", status), EXITED, EXIT
+    except ThreadExit as e:
+        payload, state, reason = ("exit", e.status), EXITED, EXIT
+    except BaseException as e:  # noqa: BLE001 - an uncaught exception ends only this thread
+        ctx.disarm_clock()
+        tb = traceback.format_exc()
+        kind = FAULT if isinstance(e, MemoryFault) else EXCEPTION
+        payload, state, reason = ("failed", type(e).__name__, str(e), tb), FAULTED, kind
+        sys.stderr.write(f"vos: thread {tid} ({getattr(procedure, '__qualname__', procedure)}) "
+                         f"ended by {REASON_NAMES[kind]}:\n{tb}")
+    kernel.thread_manager.end_self(payload, state, reason)
+
+
+def exit_process(code):
+    """End this VP's process now, its output flushed (no atexit, no finalizers:
+    a VP holds nothing the host must clean)."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+__all__ = ["ThreadExit", "vp_main", "exit_process"]
