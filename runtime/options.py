@@ -15,7 +15,7 @@ default as the part applies it, and what it means, so that:
   * tests/test_reference.py checks that docs/REFERENCE.md documents every
     setting here and every parameter of `Kernel.__init__`, default included.
 
-Private to no process: a constant table, the same in every process.
+A constant table, the same in every process (nothing here is in shared memory).
 """
 
 import dataclasses
