@@ -68,16 +68,32 @@ def fmt(value):
 
 
 def table(console, title, rows, runs):
-    """Print rows as one rich table (the only output format of `vos bench`)."""
+    """Print rows as one rich table (the only output format of `vos bench`).
+    Narrower than 120 columns (a terminal of 80 or 100), five columns: the
+    note goes under the case and the peer's name over its figure, so that
+    nothing is cut."""
     from rich.table import Table
-    t = Table(title=f"{title}  (median of {runs} runs; ratio > 1 means vos is ahead)", expand=False)
-    for col, just in [("case", "left"), ("vos", "right"), ("peer", "left"), ("peer value", "right"),
-                      ("ratio", "right"), ("goal", "right"), ("", "left"), ("note", "left")]:
-        t.add_column(col, justify=just, no_wrap=col in ("vos", "peer value", "ratio", "goal"))
+    from rich.text import Text
+    narrow = console.width < 120
+    t = Table(title=f"{title}  (median of {runs} runs; ratio > 1 means vos is ahead)", expand=False,
+              title_justify="left", show_lines=narrow)
+    if narrow:
+        columns = [("case", "left"), ("vos", "right"), ("peer", "right"), ("ratio", "right"), ("goal", "right")]
+    else:
+        columns = [("case", "left"), ("vos", "right"), ("peer", "left"), ("peer value", "right"),
+                   ("ratio", "right"), ("goal", "right"), ("", "left"), ("note", "left")]
+    for col, just in columns:
+        t.add_column(col, justify=just, no_wrap=col in ("vos", "peer value", "ratio", "goal"), overflow="fold")
     for r in rows:
         goal = "" if r.goal is None else f"≥{r.goal:.2f}x"
         verdict = {"met": "[green]met[/]", "MISSED": "[red]missed[/]", "": ""}[r.verdict]
-        t.add_row(r.case, f"{fmt(r.vos)}{r.unit}", r.peer_name, f"{fmt(r.peer)}{r.unit}",
-                  f"{r.ratio:.2f}x", goal, verdict, r.note)
+        vos, peer, ratio = f"{fmt(r.vos)}{r.unit}", f"{fmt(r.peer)}{r.unit}", f"{r.ratio:.2f}x"
+        if narrow:
+            case = Text(r.case)
+            if r.note:
+                case.append("\n" + r.note, style="dim")
+            t.add_row(case, vos, Text(f"{r.peer_name}\n{peer}"), ratio, f"{goal}\n{verdict}" if goal else "")
+        else:
+            t.add_row(r.case, vos, r.peer_name, peer, ratio, goal, verdict, r.note)
     console.print(t)
     return rows

@@ -7,7 +7,9 @@ Rows (each against its peer in the same run; medians of `runs` repetitions):
     acquisitions.
   * the same through the Pythonic twins: `with lock:` vs `with mp_lock:`.
   * the floor of this design: the fast path's two compare-and-swaps through
-    ctypes on a lock's word, with no Python around them, vs mp.Lock.
+    ctypes on a lock's word, with no Python around them, vs mp.Lock.  The
+    first row's note names the atomics in use (atomics.IMPLEMENTATION: the
+    instruction page, or libatomic when VOS_NO_INSTRUCTION_PAGE=1).
   * two VPs hammering one lock (ACQUIRE + RELEASE in a loop, started together)
     vs two processes hammering one multiprocessing.Lock: acquisitions per second.
   * AWAIT/ADVANCE ping-pong between two VPs vs a one-byte ping-pong over two
@@ -214,7 +216,7 @@ def main(console, quick=False, runs=5):
             e.append(_loop_tickets(seq, n_fast) / n_fast)
             f.append(_loop_value(value, n_fast) / n_fast)
         rows.append(Row("uncontended ACQUIRE + RELEASE", "s", median(a), "mp.Lock acquire + release", median(b),
-                        higher_is_better=False, goal=1 / 3, note=f"CAS: {atomics.CAS_IMPLEMENTATION}"))
+                        higher_is_better=False, goal=1 / 3, note=f"atomics: {atomics.IMPLEMENTATION}"))
         rows.append(Row("uncontended `with lock:`", "s", median(c), "`with mp.Lock():`", median(d),
                         higher_is_better=False, goal=1 / 3))
         rows.append(Row("the floor: two ctypes CAS, nothing else", "s", median(g), "mp.Lock acquire + release",

@@ -370,8 +370,10 @@ def main(console, quick=False):
     m = 10_000 if quick else 50_000
     rows = []
 
-    console.print(f"[bold]Step 1.[/] The book's bounded buffer for [bold]one[/] sender: N = {N} slots and the "
-                  "words in and out in one shared page, every access a LOAD or a STORE:")
+    console.print(f"[bold]Step 1.[/] The book's bounded buffer (有界缓冲区), the lecture's communication "
+                  f"between threads (线程间通信), written for [bold]one[/] sender: N = {N} slots and the "
+                  "words in and out in one shared page, every access a LOAD or a STORE.  SEND waits while it is "
+                  "full (满则等待), RECEIVE while it is empty (空则等待):")
     console.print("    SEND:    " + code("while in - out = N: wait;  message[in mod N] ← msg;  in ← in + 1"))
     console.print("    RECEIVE: " + code("while in = out: wait;  msg ← message[out mod N];  out ← out + 1"))
     console.print(f"  Now [bold]two[/] senders use it (A sends A#1..A#{m:,}, B sends B#1..B#{m:,}) and one "
@@ -451,4 +453,5 @@ def main(console, quick=False):
     console.print(table)
     console.print("  Notice: the book's code is right for the one sender it was written for; a second sender "
                   "breaks it between the test and the increment. How much is lost changes from run to run (a "
-                  "race); with the lock or the ticket queue each message arrives exactly once.")
+                  "race on shared data, 数据的竞争使用); with the lock or the ticket queue each message arrives "
+                  "exactly once.")

@@ -94,13 +94,13 @@ def main(console, quick=False):
     console.print("[bold]Step 3.[/] Now with a lock: [bold]ACQUIRE(lock); x = LOAD(a); STORE(a, x + 1); "
                   "RELEASE(lock)[/], two processors again.")
     got, secs, stats = run(None, n, True)
-    rows.append(("3. ACQUIRE/RELEASE", n, got, secs, f"{stats.contention:,} of {stats.acquisitions:,}"))
+    rows.append(("3. ACQUIRE / RELEASE", n, got, secs, f"{stats.contention:,} of {stats.acquisitions:,}"))
     console.print(f"  The counter reads {got:,}: [green]exact[/]. {stats.contention:,} times a thread found "
                   "the lock held and waited (spinning briefly, then asleep, its processor given back).\n")
 
     table = Table(title="two threads add to one shared counter", title_justify="left")
     for col in ("run", "expected", "counter", "lost updates", "seconds", "found the lock held"):
-        table.add_column(col, justify="left" if col == "run" else "right")
+        table.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
     for name, each, got, secs, held in rows:
         lost = 2 * each - got
         table.add_row(name, f"{2 * each:,}", f"{got:,}", f"[{'red' if lost else 'green'}]{lost:,}[/]",

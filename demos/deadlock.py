@@ -72,7 +72,9 @@ def run(opposite, rounds):
 
 def main(console, quick=False):
     console.print("[bold]Step 1.[/] Thread A: ACQUIRE(accounts), then ACQUIRE(audit). Thread B: ACQUIRE(audit), "
-                  "then ACQUIRE(accounts). Each takes its first lock and waits until the other has taken its own.")
+                  "then ACQUIRE(accounts). Each takes its first lock and waits until the other has taken its own: "
+                  "the new problem locks bring (锁带来的新问题), 死锁 (deadlock), two threads waiting for each "
+                  "other (两个线程互相等待).")
     reports, stats = run(opposite=True, rounds=1)
     victim = next(t for t, r in reports.items() if r)
     survivor = next(t for t, r in reports.items() if not r)

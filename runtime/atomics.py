@@ -3,44 +3,62 @@
 Everything that coordinates virtual processors (locks, eventcounts,
 sequencers, the processor dispatcher, bounded buffers) comes down to a few
 read-modify-write instructions on 8-byte words that live in an arena.  Python
-has no such instructions, so this module borrows GCC's: libatomic exports
-`__atomic_exchange_8`, `__atomic_compare_exchange_8`, `__atomic_fetch_add_8`,
-`__atomic_load_8` and `__atomic_store_8`, and ctypes calls them (no C
-compiler is needed on the user's machine, only the libatomic that ships with
-every GCC-based Linux).
+has no such instructions, so this module borrows them, from one of two
+places, chosen once at import (`IMPLEMENTATION` says which):
+
+  1. the instruction page (instruction_page.py): the machine code of every
+     operation below -- a few instructions each, x86-64 or AArch64 --
+     written into a page of this process, made read+execute, checked on a
+     private word, and called through ctypes.  Needs nothing but Python;
+  2. libatomic, GCC's atomic library (`__atomic_exchange_8`,
+     `__atomic_compare_exchange_8`, `__atomic_fetch_add_8`, ...), when the
+     host refuses an executable page (SELinux execmem, a W^X policy), the
+     page is disabled (VOS_NO_INSTRUCTION_PAGE=1), or the machine is
+     neither x86-64 nor AArch64.
+
+With neither, `import runtime` still works and every operation raises
+AtomicsUnavailable, which Kernel.boot raises first (`require`), with the
+reason the page was refused and what to install.
 
 Two ways in.  The plain functions (`load(addr)`, `exchange(addr, v)`, ...)
 take an absolute address (`Arena.addr + offset`) and any 64-bit int; ctypes
-converts both on every call (about 0.3 us a call).  The hot paths of locks
-and eventcounts use the *prepared* forms instead: `p = pointer(addr)` is built
-once per process, and `load_p(p)`, `exchange_p(p, a)`, `compare_exchange_p`,
-`fetch_add_p(p, a)` skip ctypes' argument conversion (about 0.17 us a call).
-Their value arguments must be *C-ready*: an int that fits in 32 bits, or what
-`c_arg(v)` returns for any 64-bit int.  (Called without argument types, ctypes
-passes a Python int as a C int and silently truncates a wider one; `c_arg`
-wraps such a value in a c_int64 once, outside the hot loop.)
+converts both on every call.  The hot paths of locks and eventcounts use the
+*prepared* forms instead: `p = pointer(addr)` is built once per process, and
+`load_p(p)`, `exchange_p(p, a)`, `compare_exchange_p(p, e, n)`,
+`fetch_add_p(p, a)` skip ctypes' argument conversion.  Their value arguments
+must be *C-ready*: an int that fits in 32 bits, or what `c_arg(v)` returns
+for any 64-bit int.  (Called without argument types, ctypes passes a Python
+int as a C int and silently truncates a wider one; `c_arg` wraps such a
+value in a c_int64 once, outside the hot loop.)  The `*_raw` names
+(`load_raw(p, SEQ_CST)`, `store_raw(p, a, SEQ_CST)`, `exchange_raw`,
+`fetch_add_raw`, `fetch_or_raw`) are the same prepared calls with
+libatomic's trailing memory-order argument, which the page ignores: every
+operation here is sequentially consistent.  `compare_exchange_p` returns the
+old word (the swap happened iff it equals `expected`); through libatomic,
+whose CAS overwrites a buffer with the old word, it costs a fresh c_int64.
 
-Compare-and-swap.  libatomic's CAS takes a pointer to the expected value and
-overwrites it on failure, so each call needs a fresh ctypes buffer (+0.1 us).
-On x86-64 the prepared form instead calls the instruction itself, nine bytes
-placed in an executable page at import:
+    operation            contract                                   returns
+    load(addr)           seq-cst load                               the word
+    store(addr, v)       seq-cst store (earlier writes visible first) None
+    exchange(addr, v)    write v (the RSM instruction when v = 1)   old word
+    compare_exchange(addr, e, n)  if word == e: write n             old word
+    fetch_add(addr, d)   add d (wraps at 64 bits)                   old word
+    fetch_or(addr, b)    set the bits of b                          old word
+    fetch_and(addr, m)   keep only the bits of m                    old word
+    fence()              full seq-cst fence (plain accesses too)    None
 
-    mov rax, rsi ; lock cmpxchg [rdi], rdx ; ret      (returns the old word)
-
-If the host refuses an executable mapping (SELinux execmem, W^X policies) or
-the machine is not x86-64, `compare_exchange_p` falls back to libatomic.
-`CAS_IMPLEMENTATION` says which one this process uses.
-
-Memory ordering.  Every operation here is sequentially consistent
-(`__ATOMIC_SEQ_CST`), which compiles to:
+Memory ordering.  Every operation is sequentially consistent
+(`__ATOMIC_SEQ_CST`); both implementations run the same instructions on
+x86-64, and on ARM64 the page runs the ARMv8.0 sequences (libatomic picks
+the LSE ones where the core has them):
 
     operation                      x86-64                  ARM64 (v8.0 / with LSE)
     load, load_p                   MOV                     LDAR
     store, store_p                 XCHG                    STLR
     exchange, exchange_p           XCHG (implied LOCK)     LDAXR/STLXR loop / SWPAL
-    fetch_add/_or/_and, ..._p      LOCK XADD / LOCK OR ... LDAXR/STLXR loop / LDADDAL, LDSETAL, LDCLRAL
-    compare_exchange               LOCK CMPXCHG            LDAXR/STLXR loop / CASAL
-    compare_exchange_p (CAS page)  LOCK CMPXCHG            (libatomic, as above)
+    fetch_add, fetch_add_p         LOCK XADD               LDAXR/STLXR loop / LDADDAL
+    fetch_or/_and                  LOCK CMPXCHG loop       LDAXR/STLXR loop / LDSETAL, LDCLRAL
+    compare_exchange, ..._p        LOCK CMPXCHG            LDAXR/STLXR loop / CASAL
     fence                          MFENCE                  DMB ISH
 
 A LOCK-prefixed instruction and XCHG are full barriers on x86; the other
@@ -48,7 +66,9 @@ reordering x86-TSO allows (a later load passing an earlier store) is excluded
 because every store here is an XCHG.  On ARM64 the acquire half of an RMW
 (LDAXR, or the A of ...AL) keeps later accesses after it, the release half
 (STLXR, the L) keeps earlier ones before it, and LDAR/STLR are sequentially
-consistent with each other (ARMv8's RCsc).  Why that is enough for vos:
+consistent with each other (ARMv8's RCsc).  (instruction_page.py has the
+bytes, the disassembly and the argument for each sequence.)  Why that is
+enough for vos:
 
   * lock/unlock: the RMW that takes a lock is an acquire and the one that
     frees it a release, so the plain reads and writes of a critical section
@@ -85,22 +105,23 @@ processor.  Where there is no futex (macOS), a short sleep-and-recheck loop
 stands in for it.
 
 Addresses are absolute: `Arena.addr + offset`.  No state lives in this module
-besides the loaded library functions and the CAS page, which are rebuilt the
-same way in every process (a forked child inherits them unchanged).
+besides the chosen implementation (the page, or the loaded library
+functions), which every process chooses the same way from the same host and
+environment (a forked child inherits it unchanged).
 """
 
 import ctypes
 import ctypes.util
 import errno
-import mmap
 import os
 import platform
 import sys
 import time
 
-TSO = platform.machine() in ("x86_64", "AMD64")   # plain aligned loads are acquire loads (doc above)
+from . import instruction_page
+from .errors import AtomicsUnavailable
 
-from .errors import OutOfResources
+TSO = platform.machine() in ("x86_64", "AMD64")   # plain aligned loads are acquire loads (doc above)
 
 _SEQ_CST = 5
 SEQ_CST = _SEQ_CST
@@ -108,115 +129,6 @@ _i64 = ctypes.c_int64
 _vp = ctypes.c_void_p
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
 
-
-def _load_libatomic():
-    names = ["libatomic.so.1", ctypes.util.find_library("atomic")]
-    for name in names:
-        if not name:
-            continue
-        try:
-            return ctypes.PyDLL(name)  # PyDLL: keep the GIL, no release/re-acquire per call
-        except OSError:
-            continue
-    return None
-
-
-def _raw(name, restype):
-    """A second, argument-type-free handle on a libatomic function (the fast path)."""
-    f = _lib[name]  # item access builds a new function object; attribute access would share one
-    f.restype = restype
-    return f
-
-
-_lib = _load_libatomic()
-if _lib is not None:
-    _xchg = _lib.__atomic_exchange_8
-    _xchg.restype, _xchg.argtypes = _i64, [_vp, _i64, ctypes.c_int]
-    _cas = _lib.__atomic_compare_exchange_8
-    _cas.restype, _cas.argtypes = ctypes.c_bool, [_vp, ctypes.c_void_p, _i64, ctypes.c_int, ctypes.c_int]
-    _fadd = _lib.__atomic_fetch_add_8
-    _fadd.restype, _fadd.argtypes = _i64, [_vp, _i64, ctypes.c_int]
-    _for = _lib.__atomic_fetch_or_8
-    _for.restype, _for.argtypes = _i64, [_vp, _i64, ctypes.c_int]
-    _fand = _lib.__atomic_fetch_and_8
-    _fand.restype, _fand.argtypes = _i64, [_vp, _i64, ctypes.c_int]
-    _load = _lib.__atomic_load_8
-    _load.restype, _load.argtypes = _i64, [_vp, ctypes.c_int]
-    _store = _lib.__atomic_store_8
-    _store.restype, _store.argtypes = None, [_vp, _i64, ctypes.c_int]
-
-    # The prepared-pointer entry points: no argtypes, so ctypes does no conversion.
-    load_raw = _raw("__atomic_load_8", _i64)           # load_raw(p, SEQ_CST)
-    store_raw = _raw("__atomic_store_8", None)         # store_raw(p, a, SEQ_CST)
-    exchange_raw = _raw("__atomic_exchange_8", _i64)   # exchange_raw(p, a, SEQ_CST)
-    fetch_add_raw = _raw("__atomic_fetch_add_8", _i64)  # fetch_add_raw(p, a, SEQ_CST)
-    fetch_or_raw = _raw("__atomic_fetch_or_8", _i64)   # fetch_or_raw(p, a, SEQ_CST)
-    _cas_raw = _raw("__atomic_compare_exchange_8", ctypes.c_bool)
-    try:
-        _fence = _lib.atomic_thread_fence
-        _fence.restype, _fence.argtypes = None, [ctypes.c_int]
-    except AttributeError:  # libatomic older than 1.2: any seq-cst RMW is a full fence too
-        _fence = None
-
-
-def require():
-    """Raise OutOfResources with a clear message when this host has no atomics."""
-    if _lib is None:
-        raise OutOfResources(
-            "vos needs libatomic (GCC's atomic library, libatomic.so.1) for its "
-            "shared-memory atomics; install it (Debian/Ubuntu: apt install libatomic1)")
-
-
-def load(addr):
-    """Sequentially consistent load of the signed 64-bit word at addr."""
-    return _load(addr, _SEQ_CST)
-
-
-def store(addr, value):
-    """Sequentially consistent store (a release: earlier writes are visible first)."""
-    _store(addr, value, _SEQ_CST)
-
-
-def exchange(addr, value):
-    """Atomically write value and return the old word (the RSM instruction when value=1)."""
-    return _xchg(addr, value, _SEQ_CST)
-
-
-def compare_exchange(addr, expected, new):
-    """Atomically: if word == expected, write new.  Returns the old word
-    (so the swap happened iff the result == expected)."""
-    e = _i64(expected)  # fresh per call: a signal handler may run between bytecodes
-    _cas(addr, ctypes.byref(e), new, _SEQ_CST, _SEQ_CST)
-    return e.value
-
-
-def fetch_add(addr, delta):
-    """Atomically add delta and return the old word."""
-    return _fadd(addr, delta, _SEQ_CST)
-
-
-def fetch_or(addr, bits):
-    """Atomically set bits; returns the old word."""
-    return _for(addr, bits, _SEQ_CST)
-
-
-def fetch_and(addr, mask):
-    """Atomically keep only the bits of mask; returns the old word."""
-    return _fand(addr, mask, _SEQ_CST)
-
-
-def fence():
-    """A full sequentially consistent fence (orders plain reads and writes too)."""
-    if _fence is not None:
-        _fence(_SEQ_CST)
-    else:
-        _fadd(ctypes.addressof(_FENCE_WORD), 0, _SEQ_CST)
-
-
-_FENCE_WORD = _i64(0)
-
-
-# --- prepared pointers: the hot paths ---------------------------------------------
 
 def pointer(addr):
     """A prepared address for the *_p functions.  Build it once per process
@@ -235,80 +147,166 @@ def c_arg(value):
     return _i64(value)
 
 
-def load_p(p):
-    """`load` through a prepared pointer."""
-    return load_raw(p, _SEQ_CST)
+# --- the fallback: libatomic -----------------------------------------------------
+
+class _Libatomic:
+    """libatomic's functions under the instruction page's names (see Page)."""
+
+    name = "libatomic"
+    cas_name = "libatomic __atomic_compare_exchange_8"
+
+    def __init__(self, lib):
+        def typed(name, restype, *argtypes):
+            f = lib[name]  # item access builds a new function object; attribute access would share one
+            f.restype, f.argtypes = restype, list(argtypes)
+            return f
+
+        def raw(name, restype):  # no argtypes: the prepared forms' fast path
+            f = lib[name]
+            f.restype = restype
+            return f
+
+        i, cas = ctypes.c_int, "__atomic_compare_exchange_8"
+        self._load = typed("__atomic_load_8", _i64, _vp, i)
+        self._store = typed("__atomic_store_8", None, _vp, _i64, i)
+        self._xchg = typed("__atomic_exchange_8", _i64, _vp, _i64, i)
+        self._cas = typed(cas, ctypes.c_bool, _vp, _vp, _i64, i, i)
+        self._fadd = typed("__atomic_fetch_add_8", _i64, _vp, _i64, i)
+        self._for = typed("__atomic_fetch_or_8", _i64, _vp, _i64, i)
+        self._fand = typed("__atomic_fetch_and_8", _i64, _vp, _i64, i)
+        self.load_raw = raw("__atomic_load_8", _i64)           # load_raw(p, SEQ_CST)
+        self.store_raw = raw("__atomic_store_8", None)         # store_raw(p, a, SEQ_CST)
+        self.exchange_raw = raw("__atomic_exchange_8", _i64)   # exchange_raw(p, a, SEQ_CST)
+        self.fetch_add_raw = raw("__atomic_fetch_add_8", _i64)  # fetch_add_raw(p, a, SEQ_CST)
+        self.fetch_or_raw = raw("__atomic_fetch_or_8", _i64)   # fetch_or_raw(p, a, SEQ_CST)
+        self.fetch_and_raw = raw("__atomic_fetch_and_8", _i64)
+        self._cas_raw = raw(cas, ctypes.c_bool)
+        try:
+            self._fence = typed("atomic_thread_fence", None, i)
+        except AttributeError:  # libatomic older than 1.2: any seq-cst RMW is a full fence too
+            self._fence = None
+        self._fence_word = _i64(0)
+
+    def load(self, addr):
+        return self._load(addr, _SEQ_CST)
+
+    def store(self, addr, value):
+        self._store(addr, value, _SEQ_CST)
+
+    def exchange(self, addr, value):
+        return self._xchg(addr, value, _SEQ_CST)
+
+    def compare_exchange(self, addr, expected, new):
+        e = _i64(expected)  # fresh per call: a signal handler may run between bytecodes
+        self._cas(addr, ctypes.byref(e), new, _SEQ_CST, _SEQ_CST)
+        return e.value
+
+    def fetch_add(self, addr, delta):
+        return self._fadd(addr, delta, _SEQ_CST)
+
+    def fetch_or(self, addr, bits):
+        return self._for(addr, bits, _SEQ_CST)
+
+    def fetch_and(self, addr, mask):
+        return self._fand(addr, mask, _SEQ_CST)
+
+    def fence(self):
+        if self._fence is not None:
+            self._fence(_SEQ_CST)
+        else:
+            self._fadd(ctypes.addressof(self._fence_word), 0, _SEQ_CST)
+
+    def load_p(self, p):
+        return self.load_raw(p, _SEQ_CST)
+
+    def store_p(self, p, a):
+        self.store_raw(p, a, _SEQ_CST)
+
+    def exchange_p(self, p, a):
+        return self.exchange_raw(p, a, _SEQ_CST)
+
+    def fetch_add_p(self, p, a):
+        return self.fetch_add_raw(p, a, _SEQ_CST)
+
+    def fetch_or_p(self, p, a):
+        return self.fetch_or_raw(p, a, _SEQ_CST)
+
+    def fetch_and_p(self, p, a):
+        return self.fetch_and_raw(p, a, _SEQ_CST)
+
+    def compare_exchange_p(self, p, expected, new):
+        e = _i64(expected) if type(expected) is int else _i64(expected.value)
+        self._cas_raw(p, ctypes.byref(e), new, _SEQ_CST, _SEQ_CST)
+        return e.value
 
 
-def store_p(p, a):
-    """`store` through a prepared pointer; `a` is C-ready (see c_arg)."""
-    store_raw(p, a, _SEQ_CST)
+def _libatomic_ops():
+    """libatomic's operations, or None when the library cannot be loaded."""
+    for name in ("libatomic.so.1", ctypes.util.find_library("atomic")):
+        if not name:
+            continue
+        try:
+            return _Libatomic(ctypes.PyDLL(name))  # PyDLL: keep the GIL, no release/re-acquire per call
+        except (OSError, AttributeError):          # missing, or not libatomic (a function is absent)
+            continue
+    return None
 
 
-def exchange_p(p, a):
-    """`exchange` through a prepared pointer; `a` is C-ready (see c_arg)."""
-    return exchange_raw(p, a, _SEQ_CST)
+# --- the choice, once per process ------------------------------------------------
 
-
-def fetch_add_p(p, a):
-    """`fetch_add` through a prepared pointer; `a` is C-ready (see c_arg)."""
-    return fetch_add_raw(p, a, _SEQ_CST)
-
-
-def _compare_exchange_libatomic(p, expected, new):
-    e = _i64(expected) if type(expected) is int else _i64(expected.value)
-    _cas_raw(p, ctypes.byref(e), new, _SEQ_CST, _SEQ_CST)
-    return e.value
-
-
-# x86-64 System V: rdi = word, rsi = expected, rdx = new; returns rax = old word.
-_CAS_X86_64 = bytes.fromhex(
-    "4889f0"        # mov  rax, rsi
-    "f0480fb117"    # lock cmpxchg [rdi], rdx
-    "c3")           # ret
-
-
-def _build_cas():
-    """The CAS instruction itself in an executable page, or None (then libatomic)."""
-    if platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux") \
-            or os.environ.get("VOS_NO_CAS_PAGE"):
-        return None, None
+def _page_ops():
+    """The instruction page, or (None, why not)."""
+    if os.environ.get("VOS_NO_INSTRUCTION_PAGE"):
+        return None, "disabled by VOS_NO_INSTRUCTION_PAGE"
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        page = mmap.PAGESIZE
-        addr = libc.mmap(None, page, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            return None, None
-        ctypes.memmove(addr, _CAS_X86_64, len(_CAS_X86_64))
-        # W^X: write the bytes, then make the page read+execute (never both writable and executable).
-        if libc.mprotect(addr, page, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-            return None, None
-        fn = ctypes.PYFUNCTYPE(_i64)(addr)  # no argtypes: C-ready arguments, like the other *_p
-        # Check it on a private word before trusting it.
-        w = _i64(7)
-        pw = _vp(ctypes.addressof(w))
-        if fn(pw, 7, -3) != 7 or w.value != -3 or fn(pw, 5, 9) != -3 or w.value != -3 \
-                or fn(pw, _i64(-3), _i64(1 << 40)) != -3 or w.value != 1 << 40:
-            return None, None
-        return fn, "x86-64 lock cmpxchg"
-    except (OSError, AttributeError, ValueError, TypeError):
-        return None, None
+        return instruction_page.build(), ""
+    except instruction_page.PageRefused as e:
+        return None, str(e)
 
 
-if _lib is not None:
-    _cas_page, CAS_IMPLEMENTATION = _build_cas()
-    if _cas_page is not None:
-        compare_exchange_p = _cas_page
-    else:
-        compare_exchange_p = _compare_exchange_libatomic
-        CAS_IMPLEMENTATION = "libatomic __atomic_compare_exchange_8"
-    compare_exchange_p.__doc__ = """compare_exchange_p(p, expected, new) -> old word.
-    `compare_exchange` through a prepared pointer; both values C-ready."""
-else:
-    CAS_IMPLEMENTATION = "none"
+def _refusal():
+    return AtomicsUnavailable(
+        f"vos cannot boot: it found no atomic instructions for shared memory on this "
+        f"{platform.machine() or 'unknown'} {sys.platform} host.  Its instruction page was not built "
+        f"({_page_refused}), and libatomic.so.1 (GCC's atomic library) could not be loaded.  Install "
+        f"libatomic (Debian/Ubuntu: apt install libatomic1; Fedora: dnf install libatomic; "
+        f"Alpine: apk add libatomic), or allow this process executable memory.")
+
+
+class _Unavailable:
+    """Stands in for an implementation on a host with neither: every operation
+    raises AtomicsUnavailable (Kernel.boot raises it first, through require)."""
+
+    name = cas_name = "none"
+
+    def __getattr__(self, operation):
+        def refuse(*args):
+            raise _refusal()
+        return refuse
+
+
+_ops, _page_refused = _page_ops()
+if _ops is None:
+    _ops = _libatomic_ops() or _Unavailable()
+
+IMPLEMENTATION = _ops.name                 # "x86-64 instruction page", "aarch64 ...", "libatomic" or "none"
+CAS_IMPLEMENTATION = _ops.cas_name
+
+
+def require():
+    """Raise AtomicsUnavailable, saying why and what to install, when this
+    host has neither the instruction page nor libatomic."""
+    if isinstance(_ops, _Unavailable):
+        raise _refusal()
+
+
+# The public operations (contracts in the module doc), bound to the chosen implementation.
+load, store, exchange, compare_exchange = _ops.load, _ops.store, _ops.exchange, _ops.compare_exchange
+fetch_add, fetch_or, fetch_and, fence = _ops.fetch_add, _ops.fetch_or, _ops.fetch_and, _ops.fence
+load_p, store_p, exchange_p, fetch_add_p = _ops.load_p, _ops.store_p, _ops.exchange_p, _ops.fetch_add_p
+compare_exchange_p = _ops.compare_exchange_p
+load_raw, store_raw, exchange_raw = _ops.load_raw, _ops.store_raw, _ops.exchange_raw
+fetch_add_raw, fetch_or_raw = _ops.fetch_add_raw, _ops.fetch_or_raw
 
 
 # --- futex -------------------------------------------------------------------

@@ -118,6 +118,7 @@ class Buffers:
         self.busy_off = self.base + 64 + ENTRY_SIZE * self.max
         self._rings = {}          # slot -> Ring: private to this process
         self._line = None         # the BusyLine of the thread this process runs (private)
+        self.ring_class = Ring    # a controlled kernel's is sched.wiring.ControlledRing
 
     @staticmethod
     def section_size(config):
@@ -125,7 +126,8 @@ class Buffers:
 
     def boot(self):
         _w.pack_into(self.buf, self.base + H_MAX, self.max)
-        biased = self.kernel.config.get("buffer_bias", True) and bias_available()
+        biased = self.kernel.config.get("buffer_bias", True) and self.kernel.config.get("schedule") is None \
+            and bias_available()       # a controlled run holds no lock across steps: no bias to keep
         _w.pack_into(self.buf, self.base + H_BIASED, int(biased))
 
     @property
@@ -133,7 +135,24 @@ class Buffers:
         return bool(_w.unpack_from(self.buf, self.base + H_BIASED)[0])
 
     def _new_ring(self, seg, slot, ident, n, capacity):
-        return Ring(seg, ident, n, capacity, self._ends_checker(slot, ident), self.biased)
+        r = self.ring_class(seg, ident, n, capacity, self._ends_checker(slot, ident), self.biased)
+        r.slot = slot
+        return r
+
+    def can_send(self, slot, ident, size, tid):
+        """Would a SEND of `size` bytes by thread tid run now?  (Controlled
+        runs; any process.)  True for a buffer that is gone: SEND raises."""
+        try:
+            return self.ring(slot, ident).can_send(size, tid, self.kernel.threads)
+        except BufferDeallocated:
+            return True
+
+    def can_receive(self, slot, ident, tid):
+        """Would a RECEIVE by thread tid run now?  (Controlled runs.)"""
+        try:
+            return self.ring(slot, ident).can_receive(tid, self.kernel.threads)
+        except BufferDeallocated:
+            return True
 
     def _busy_line(self, ctx):
         """The calling thread's BusyLine (one per thread per process: the
@@ -166,8 +185,9 @@ class Buffers:
 
     def allocate(self, n, capacity=None):
         """ALLOCATE_BOUNDED_BUFFER: a new buffer of at most n messages and
-        `capacity` bytes.  ValueError for n < 1 or capacity < 1; OutOfResources
-        when the table or /dev/shm is full.  Any process."""
+        `capacity` bytes.  TypeError for an n or capacity that is not an int;
+        ValueError for n < 1 or capacity < 1; OutOfResources when the table or
+        /dev/shm is full.  Any process."""
         checks.integer("ALLOCATE_BOUNDED_BUFFER", "an int number of message slots n from 1 to 2**40 - 1", n,
                        1, (1 << 40) - 1)
         if capacity is None:

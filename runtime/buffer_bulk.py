@@ -69,6 +69,7 @@ class BulkTransfers:
                 _entry.pack_into(self.mm, self.ents + i % self.n * ENTRY, start, n)
                 self.c_in.value = i + 1          # publish
                 self.tx_i, self.tx_head = i + 1, start + n
+                self._peak(i + 1)
         except BaseException:
             tx.abandon()
             raise
@@ -128,6 +129,7 @@ class BulkTransfers:
                     start = offs[sent + k]
                     c_in.value = i               # publish the whole run with one store
                     self.tx_i, self.tx_head = i, start
+                    self._peak(i)
                     sent += k
                     if sent < total:             # the receiver must not sleep while we wait for space
                         self._fast_side_fence()

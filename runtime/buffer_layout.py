@@ -19,7 +19,8 @@ unlinked by DEALLOCATE or at kernel shutdown).  Native 64-bit words:
      64       8  send_lock    mutex word (mutex.py), biased (above)
      72       8  in           messages published; written only by the send-lock holder
      80       8  send_sleep   1 while the send-lock holder sleeps for space; written by it
-     88       8  send_peak    largest fill (messages) a sender observed; send-lock holder
+     88       8  send_peak    largest fill (messages) a sender measured just after a
+                          publish (Ring._peak) or while it waited; send-lock holder
      96       8  send_peak_b  largest fill (bytes) a sender observed; send-lock holder
     104       8  send_waits   times a sender slept for space; send-lock holder
     112       8  send_died    takeovers from a dead holder; send-lock holder

@@ -84,6 +84,7 @@ import pickle
 import time
 
 from . import atomics
+from . import mutex
 from .atomics import SEQ_CST
 from .buffer_bulk import BulkTransfers
 from .buffer_layout import (DEALLOCATED, ENTRY, KIND_SHIFT, LENGTH, MAGIC, R_FLAGS, R_ENTRIES, R_ID, R_IN,
@@ -121,9 +122,9 @@ class Ring(BulkTransfers):
 
     __slots__ = ("arena", "id", "n", "capacity", "ends_check", "biased", "mm", "ents", "data", "c_flags", "c_in",
                  "c_out", "c_ssleep", "c_rsleep", "p_txseq", "p_rxseq", "tx", "rx", "ctx", "tx_i", "tx_head",
-                 "lim_in", "lim_bytes", "seen_in", "lease", "lease_j", "spin_tx", "spin_rx", "_spin_checked",
+                 "tx_peak", "lim_in", "lim_bytes", "seen_in", "lease", "lease_j", "spin_tx", "spin_rx", "_spin_checked",
                  "_spin_ok", "c_busy", "x_tx", "x_rx", "c_slock", "c_rlock", "_threads", "_processors",
-                 "_check_tx", "_check_rx")
+                 "_check_tx", "_check_rx", "slot")
 
     def __init__(self, arena, ident, n, capacity, ends_check, biased):
         buf = arena.buf
@@ -149,6 +150,7 @@ class Ring(BulkTransfers):
         self.ctx = None
         # Process-private knowledge; the counters only grow, so these stay safe bounds.
         self.tx_i, self.tx_head = -1, 0       # head (end of message tx_i - 1), valid while in == tx_i
+        self.tx_peak = 0                      # a lower bound of send_peak (_peak)
         self.lim_in = 0                       # a sender may publish message i < lim_in ...
         self.lim_bytes = 0                    # ... ending at or before byte lim_bytes, without reading `out`
         self.seen_in = 0                      # a receiver knows messages < seen_in are published
@@ -215,6 +217,8 @@ class Ring(BulkTransfers):
             _entry.pack_into(mm, self.ents + i % self.n * ENTRY, start, meta)
             c_in.value = i + 1                   # publish: the one store that makes it visible
             self.tx_i, self.tx_head = i + 1, start + size
+            if i + 1 - self.c_out.value > self.tx_peak:   # the fill now: a new peak? (`out` shares its
+                self._peak(i + 1)                          # line with recv_sleep, read below anyway)
         except BaseException:
             tx.abandon()
             raise
@@ -260,6 +264,8 @@ class Ring(BulkTransfers):
         _entry.pack_into(mm, self.ents + i % self.n * ENTRY, start, meta)
         self.c_in.value = i + 1                  # publish: the one store that makes it visible
         self.tx_i, self.tx_head = i + 1, start + size
+        if i + 1 - self.c_out.value > self.tx_peak:   # the fill now: a new peak? (`out` shares its
+            self._peak(i + 1)                          # line with recv_sleep, which send reads anyway)
 
     def _took_over(self, lock):
         """The lock was taken over from a dead holder: count it, and clear the
@@ -551,12 +557,54 @@ class Ring(BulkTransfers):
         atomics.fetch_add_raw(p_seq, 1, SEQ_CST)
         atomics.futex_wake_p(p_seq, n)
 
+    def _peak(self, i):
+        """Sender, inside the send side, just after publishing up to message i:
+        record the fill if it is the largest yet.  `in` is i until this
+        thread publishes again and `out` is read now, so i - out is the
+        exact fill at this instant; the fill is largest just after a
+        publish, so the recorded peak misses the true one only when a
+        receive lands between a publish and this read (a lower bound,
+        never below a fill anyone reads after it)."""
+        fill = i - self.c_out.value
+        if fill > self.tx_peak:
+            self._observe(R_SPEAK, fill)
+            self.tx_peak = _word.unpack_from(self.mm, R_SPEAK)[0]
+
     def _observe(self, off, value):
         if value > _word.unpack_from(self.mm, off)[0]:
             _word.pack_into(self.mm, off, value)   # statistics; guarded by this side's lock
 
     def _bump(self, off):
         _word.pack_into(self.mm, off, _word.unpack_from(self.mm, off)[0] + 1)
+
+    # --- can a call proceed now? (the gate of a controlled run asks; any process) -------
+
+    def can_send(self, size, tid, threads):
+        """Would a SEND of `size` bytes by thread tid run now, without waiting
+        (it succeeds, or it raises because the buffer is gone or closed)?"""
+        if self.c_flags.value & SEND_STOP or self.ends_check() & READERS_GONE:
+            return True
+        if self._held_by_other(self.tx, tid, threads):
+            return False
+        i, o = self.c_in.value, self.c_out.value
+        start = self._head(i)
+        tail = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)[0] if o < i else start
+        return i < o + self.n and start + size <= tail + self.capacity
+
+    def can_receive(self, tid, threads):
+        """Would a RECEIVE by thread tid run now (a message, or end of stream)?"""
+        if self.c_flags.value & DEALLOCATED:
+            return True
+        if self._held_by_other(self.rx, tid, threads):
+            return False
+        if self.c_in.value > self.c_out.value:
+            return True
+        return bool((self.c_flags.value | self.ends_check()) & WRITERS_GONE)
+
+    @staticmethod
+    def _held_by_other(lock, tid, threads):
+        h = lock.holder()
+        return h is not None and h != tid and mutex._holder_state_live(threads, h)
 
     # --- close, deallocate, death, statistics (any process, no binding needed) ---------
 
@@ -580,13 +628,13 @@ class Ring(BulkTransfers):
     def counters(self):
         """A racy snapshot of the counters (statistics, monitor)."""
         w = lambda off: _word.unpack_from(self.mm, off)[0]  # noqa: E731
-        i, o = w(R_IN), w(R_OUT)
-        head = tail = 0
+        i, o = w(R_IN), w(R_OUT)   # `in` first: i - o is at most the fill at either read, so never above
+        head = tail = 0            # the peak, but negative if messages came and went in between
         if i:
             head = self._head(i)
             tail = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)[0] if o < i else head
         return dict(
-            sent=i, received=o, bytes_sent=head, fill=i - o, fill_bytes=head - tail,
+            sent=i, received=o, bytes_sent=head, fill=max(0, i - o), fill_bytes=max(0, head - tail),
             peak_fill=max(w(R_SPEAK), w(R_RPEAK), i - o), peak_bytes=max(w(R_SPEAKB), head - tail),
             send_waits=w(R_SWAITS), receive_waits=w(R_RWAITS),
             send_takeovers=w(R_SDIED), receive_takeovers=w(R_RDIED), flags=w(R_FLAGS),

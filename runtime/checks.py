@@ -148,3 +148,50 @@ def send_into(call, size, fill, seconds):
 def receive_many(call, max_messages, seconds):
     optional_integer(call, "max_messages as an int >= 1 (or None: all there are)", max_messages, lo=1)
     timeout(call, seconds)
+
+
+# --- the values of Kernel's part settings (kernel.PART_SETTINGS has the names) ------
+
+def _count(lo, hi=None):
+    what = f"an int >= {lo}" if hi is None else f"an int from {lo} to {hi}"
+    return lambda name, v: integer("Kernel", f"{name} as {what}", v, lo, hi)
+
+
+def _flag(name, v):
+    boolean("Kernel", f"{name} as True or False", v)
+
+
+def _policy(name, v):
+    if not isinstance(v, str):
+        raise refused("Kernel", f'{name} as one of "clock", "fifo", "lru", "random"', v)
+    if v not in ("clock", "fifo", "lru", "random"):
+        raise ValueError(f'Kernel needs {name} as one of "clock", "fifo", "lru", "random", not {v!r}')
+
+
+_SETTINGS = {
+    "policy": _policy,
+    "swap_pages": lambda name, v: optional_integer("Kernel", f"{name} as an int >= 0, or None", v, 0),
+    "resident_limit": _count(0, (1 << 63) - 1),
+    "page_limit": _count(0, (1 << 63) - 1),
+    "max_address_spaces": _count(1, 64),
+    "address_space_pages": _count(1, 1 << 20),
+    "max_blocks": _count(1),
+    "max_locks": _count(1, (1 << 24) - 2),
+    "max_eventcounts": _count(1),
+    "sync_slice": lambda name, v: number("Kernel", f"{name} as a number of seconds > 0", v),
+    "sync_spin": _flag,
+    "max_buffers": _count(1),
+    "buffer_bias": _flag,
+    "buffer_malloc_tuning": _flag,
+}
+
+
+def part_settings(settings):
+    """Kernel(**part_settings)'s values, checked before anything is built:
+    TypeError / ValueError naming Kernel and the setting.  (The names were
+    checked against kernel.PART_SETTINGS; a setting without a check here is
+    checked by its part at boot.)"""
+    for name, value in settings.items():
+        check = _SETTINGS.get(name)
+        if check is not None:
+            check(name, value)

@@ -17,7 +17,8 @@ import signal
 import time
 from contextlib import contextmanager
 
-from .errors import KernelDied, KernelError
+from .errors import KernelError
+from .sched.gate import Gate
 from .threads import O_INVOL, O_VOL, O_WAIT_KIND, O_WAIT_OBJ, O_WAIT_VALUE, WAITING
 
 _current = None
@@ -48,17 +49,24 @@ class Context:
         self.on_cpu = False        # holds a processor (set by take_processor, cleared by waiting)
         self._last_check = time.monotonic()
         self._clock_armed = False
+        self.gate = None           # a controlled kernel's gateway (sched/gate.py)
+        if getattr(kernel, "sched", None) is not None:
+            self.gate = Gate(kernel, self)
 
     # --- entering and leaving ------------------------------------------------
 
     def install(self):
         global _current
         _current = self
+        if self.gate is not None:
+            time.sleep = self.gate.sleep          # virtual time (sched/gate.py)
         return self
 
     @staticmethod
     def uninstall():
         global _current
+        if _current is not None and _current.gate is not None:
+            time.sleep = _current.gate._real_sleep
         _current = None
 
     # --- liveness ------------------------------------------------------------

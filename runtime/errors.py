@@ -25,6 +25,11 @@ class OutOfResources(KernelError):
     or the host cannot give the kernel the shared memory it asked for."""
 
 
+class AtomicsUnavailable(OutOfResources):
+    """The host gives vos no atomic instructions on shared memory: it refused
+    the instruction page and has no libatomic (atomics.py).  Raised at boot."""
+
+
 class OutOfMemory(KernelError, MemoryError):
     """Neither physical frames nor swap (nor the address space's quota) can hold it."""
 
@@ -138,6 +143,23 @@ class WouldBlock(KernelError):
 class NoSuchObject(KernelError, LookupError):
     """A lock, eventcount or sequencer handle that names nothing in the
     running kernel (made up, or left over from an earlier kernel)."""
+
+
+# --- controlled runs (sched/) -------------------------------------------------
+
+class Hang(KernelError):
+    """A controlled run in which no thread can run and some have not ended;
+    raised in thread 0, naming every thread and what it waits for."""
+
+
+class StepLimit(KernelError):
+    """A controlled run took more than max_steps steps (a livelock, or a
+    longer program than the limit allows); raised in thread 0."""
+
+
+class ReplayMismatch(KernelError):
+    """A replay token does not fit the program any more: its code changed,
+    or it made a different choice possible."""
 
 
 # --- bounded buffers ---------------------------------------------------------

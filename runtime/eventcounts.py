@@ -268,9 +268,10 @@ class EventcountTable:
             return 0
         return _i64.unpack_from(self.buf, self._rec(i) + R_KIND)[0]
 
-    def _pointer(self, handle, kind, call):
+    def _pointer(self, handle, kind, call=None):
         """The slow path of every call on a handle: check it (TypeError,
         NoSuchObject, naming `call`) and prepare its pointer in this process."""
+        call = call or ("READ" if kind == EVENTCOUNT else "TICKET")
         cls = Eventcount if kind == EVENTCOUNT else Sequencer
         if type(handle) is not cls:
             what = "an eventcount from ALLOCATE_EVENTCOUNT" if kind == EVENTCOUNT else \
@@ -389,6 +390,10 @@ class EventcountTable:
                     c = load_raw(p, SEQ_CST) & COUNT
             finally:
                 fetch_add_raw(p, _MINUS_ONE_SLEEPER, SEQ_CST)
+
+    def count_of(self, ec_id):
+        """The count of eventcount ec_id (a lock-free read; controlled runs)."""
+        return _i64.unpack_from(self.buf, self._rec(ec_id))[0] & COUNT
 
     def _sleepers(self, ec):
         """The sleepers field of the word (for tests and the monitor)."""

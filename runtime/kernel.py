@@ -22,7 +22,7 @@ Header layout (first 64 bytes of the main arena; written only by the kernel
 process, read by anyone):
 
     off size field
-      0   8  magic       b"VOSKERN1"
+      0   8  magic       b"VOSKERN2": the layout's version (bump it when the layout changes)
       8   8  pid         the kernel process
      16   8  pid_start   its start time in clock ticks since boot (tells pid reuse apart)
      24   8  state       RUNNING=1, SHUTDOWN=2
@@ -30,6 +30,8 @@ process, read by anyone):
 """
 
 import dataclasses
+import difflib
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -42,7 +44,6 @@ from . import atomics, checks
 from .arena import Arena, Layout, new_name
 from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
-from .options import PART_OPTIONS, check_part_settings
 from .processors import Processors
 from .bounded_buffer import Buffers
 from .eventcounts import EventcountTable
@@ -51,8 +52,13 @@ from .memory.vm import VirtualMemory
 from .thread_manager import ThreadManager, wait_pid_exit
 from .threads import ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
+from . import sched
+from .sched import board, strategies, wiring
+from .sched.board import MAX_CONTROLLED_THREADS
+from .sched.trace import FileCheck, make_token, read_trace
 
-MAGIC = b"VOSKERN1"
+MAGIC = b"VOSKERN2"   # 2: the thread table has a header.  A monitor (vos top, vos clean) of another
+                      # version refuses the arena (ValueError) instead of misreading it
 CONFIG_SIZE = 4096  # the pickled Config, so that `vos top` can attach to any kernel by name
 RUNNING, SHUTDOWN = 1, 2
 H_MAGIC, H_PID, H_START, H_STATE, H_NEXT_ID = 0, 8, 16, 24, 32
@@ -71,6 +77,52 @@ PARTS = [
 ]
 
 
+# The parts' own settings, Kernel(**part_settings): name -> (default, what it sets).
+# This table is the only list of them: Kernel() refuses any other name with a
+# TypeError that names the closest valid one (a typo such as `polcy="lru"`
+# must not boot a machine that silently runs with the default), and
+# Config.get() refuses to read an undeclared one.  A new setting is one line
+# here; its part reads it with config.get(name) and checks its value.
+PART_SETTINGS = {
+    "policy": ("clock", "page replacement: clock, fifo, lru or random (memory/policies.py)"),
+    "resident_limit": (0, "most frames one address space may hold (0: no limit)"),
+    "page_limit": (0, "most pages one address space may map (0: no limit)"),
+    "max_address_spaces": (64, "address-space table size"),
+    "address_space_pages": (4096, "virtual pages per address space"),
+    "max_blocks": (1024, "block table size (ALLOCATE_BLOCK)"),
+    "swap_pages": (None, "pages of swap (default: max(16384, 4 * frames))"),
+    "max_locks": (1024, "lock table size"),
+    "max_eventcounts": (1024, "eventcount and sequencer table size"),
+    "sync_slice": (0.25, "longest single futex sleep of ACQUIRE and AWAIT, in seconds"),
+    "sync_spin": (True, "ACQUIRE and AWAIT spin a little before they sleep"),
+    "max_buffers": (256, "bounded-buffer table size"),
+    "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
+    "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
+    # set by Kernel(schedule=..., max_steps=...), not given directly:
+    "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
+    "max_steps": (None, "a controlled run's step budget (StepLimit beyond it)"),
+}
+
+
+def _check_settings(part_settings):
+    """TypeError for keywords that are neither parameters of Kernel() nor part
+    settings, naming each one and the closest valid name."""
+    params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
+    valid = params + list(PART_SETTINGS)
+    unknown = sorted(set(part_settings) - set(PART_SETTINGS))
+    if not unknown:
+        return
+    words = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        words.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    s = "s" if len(unknown) > 1 else ""
+    message = f"Kernel() got unexpected keyword argument{s} {', '.join(words)}"
+    if not all(difflib.get_close_matches(name, valid, n=1) for name in unknown):
+        message += f"; the options are {', '.join(valid)}"
+    raise TypeError(message)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a process needs to rebuild the kernel's layout.  Picklable."""
@@ -85,25 +137,38 @@ class Config:
     extra: tuple = ()          # (name, value) pairs for the parts' own settings
 
     def get(self, name, default=None):
-        """A part setting (runtime/options.py lists them all), or default."""
-        if name not in PART_OPTIONS:
-            raise KeyError(f"part setting {name!r} is not in runtime/options.py: add it there "
-                           "(and to docs/REFERENCE.md)")
-        return dict(self.extra).get(name, default)
+        """A part setting: the value given to Kernel(), else `default`, else the
+        default in PART_SETTINGS.  KeyError for a name PART_SETTINGS lacks."""
+        if name not in PART_SETTINGS:
+            raise KeyError(f"{name!r} is not a Kernel setting: declare it in kernel.PART_SETTINGS")
+        given = dict(self.extra)
+        if name in given:
+            return given[name]
+        return PART_SETTINGS[name][0] if default is None else default
 
 
 class Kernel:
     """The machine.  docs/REFERENCE.md describes every call and every option.
 
     Kernel(processors=None, frames=256, page_size=4096, swap=None, seed=None,
-           max_threads=256, quantum=0.01, start_method=None, **part_settings)
+           max_threads=None, quantum=0.01, start_method=None, schedule=None,
+           max_steps=None, **part_settings)
 
-    part_settings: the parts' own settings, listed in runtime/options.py.
-    TypeError / ValueError at once for an unknown option or a bad value.
+    schedule: None (free running) or a controlled run (sched/): "rr",
+    "random", "pct", "pct:D", a replay token "vos1:...", or a sched.Schedule.
+    A controlled kernel runs one thread at a time, allows at most 64 threads
+    (max_threads defaults to 64 there, 256 otherwise) and max_steps steps
+    (20000 by default).
+
+    part_settings: the names in PART_SETTINGS.  An unknown option or a bad
+    value is a TypeError / ValueError at once, naming it.
     """
 
     def __init__(self, processors=None, frames=256, page_size=4096, swap=None, seed=None, *,
-                 max_threads=256, quantum=0.01, start_method=None, **part_settings):
+                 max_threads=None, quantum=0.01, start_method=None, schedule=None, max_steps=None,
+                 **part_settings):
+        _check_settings(part_settings)
+        checks.part_settings(part_settings)
         checks.optional_integer("Kernel", "processors as an int >= 1, or None for no limit", processors, 1)
         checks.integer("Kernel", "frames as an int from 1 to 2**31 - 1", frames, 1, (1 << 31) - 1)
         checks.integer("Kernel", "page_size as a power of two from 64 to 2**20", page_size, 64, 1 << 20)
@@ -112,8 +177,26 @@ class Kernel:
         if swap is not None and not isinstance(swap, (str, os.PathLike)):
             raise checks.refused("Kernel", "swap as a file path (a str), or None for a temporary file", swap)
         checks.optional_integer("Kernel", "seed as an int, or None", seed)
-        checks.integer("Kernel", "max_threads as an int from 2 to 65536", max_threads, 2, 65536)
+        checks.optional_integer("Kernel", "max_threads as an int from 2 to 65536, or None", max_threads, 2, 65536)
         checks.number("Kernel", "quantum as a number of seconds > 0", quantum)
+        self._schedule = None
+        if schedule is not None:
+            self._schedule = sched.parse(schedule, seed)
+            if max_threads is None:
+                max_threads = MAX_CONTROLLED_THREADS
+            if max_threads > MAX_CONTROLLED_THREADS:
+                raise ValueError(f"Kernel needs max_threads of at most {MAX_CONTROLLED_THREADS} in a controlled "
+                                 f"kernel (schedule=...), not {max_threads}")
+            if max_steps is None:
+                max_steps = sched.DEFAULT_MAX_STEPS
+            checks.integer("Kernel", "max_steps as an int from 1 to 10,000,000", max_steps, 1, 10_000_000)
+            part_settings["schedule"] = self._schedule.strategy
+            part_settings["max_steps"] = max_steps
+        elif max_steps is not None:
+            raise ValueError("Kernel(max_steps=...) limits a controlled run: give schedule= too "
+                             "(e.g. schedule='random')")
+        if max_threads is None:
+            max_threads = 256
         methods = multiprocessing.get_all_start_methods()
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -121,10 +204,13 @@ class Kernel:
             raise checks.refused("Kernel", f"start_method as one of {methods}, or None", start_method)
         if start_method not in methods:
             raise ValueError(f"Kernel needs start_method as one of {methods}, or None, not {start_method!r}")
-        check_part_settings(part_settings)
         self.config = Config(processors, frames, page_size, swap, seed, max_threads, quantum,
                              start_method, tuple(sorted(part_settings.items())))
         self.arena = None
+        self.sched = None
+        self.sched_check = None
+        self._affinity = None
+        self._last_run = None          # (trace, token) of a controlled run, kept after shutdown
         self._owner_pid = None
         self._old_sigterm = None
 
@@ -141,6 +227,7 @@ class Kernel:
         lay.add("processors", Processors.section_size(c.max_threads))
         for name, cls in PARTS:
             lay.add(name, cls.section_size(c))
+        lay.add("sched", board.section_size(c))
         return lay
 
     def _wire(self, arena, layout):
@@ -148,14 +235,20 @@ class Kernel:
         self.arena = arena
         self.layout = layout
         sec = layout.sections
+        controlled = c.get("schedule") is not None
         self.threads = ThreadTable(arena, sec["threads"][0], sec["status"][0], c.max_threads)
-        self.processors = Processors(arena, sec["processors"][0], self.threads, c.processors)
+        # a controlled run runs one thread at a time: no processor limit to enforce
+        self.processors = Processors(arena, sec["processors"][0], self.threads, None if controlled else c.processors)
         self.thread_manager = ThreadManager(self)
         self.parts = []
         for name, cls in PARTS:
             part = cls(self, sec[name][0])
             setattr(self, name, part)
             self.parts.append(part)
+        self.sched = board.Board(arena, sec["sched"][0], c) if controlled else None
+        self.sched_check = getattr(self, "sched_check", None)
+        if controlled:
+            wiring.install(self)
 
     @classmethod
     def attach(cls, handle):
@@ -185,7 +278,7 @@ class Kernel:
         a = Arena.attach(name)
         try:
             if bytes(a.buf[H_MAGIC:H_MAGIC + 8]) != MAGIC:
-                raise ValueError(f"{name} is not a vos kernel arena")
+                raise ValueError(f"{name} is not a vos kernel arena of this version of vos")
             o = 64  # the config section follows the header
             n = _i64.unpack_from(a.buf, o)[0]
             config = pickle.loads(bytes(a.buf[o + 8:o + 8 + n]))
@@ -243,6 +336,8 @@ class Kernel:
                 if hasattr(part, "boot"):
                     part.boot()
             self.threads.install_boot_thread(os.getpid(), self.address_space)
+            if self.sched is not None:
+                self._boot_controlled()
             Context(self, 0).install()
             _set_subreaper(True)
             if threading.current_thread() is threading.main_thread():
@@ -251,10 +346,35 @@ class Kernel:
             self._teardown()
             raise
 
+    def _boot_controlled(self):
+        """The board of a controlled run: strategy, choices, thread 0 holding
+        the baton; every VP pinned with this process to one core."""
+        s, b = self._schedule, self.sched
+        strategies.boot(b, sched.STRATEGIES[s.strategy], s.seed, s.depth, s.horizon)
+        b.put(board.H_MAX_STEPS, self.config.get("max_steps"))
+        b.put(board.H_SLEEP_AT, s.sleep_at)
+        b.put(board.H_SLEEP_ADD, sum(1 << (t % self.config.max_threads) for t in s.sleep_add))
+        b.put(board.H_ABORT_SLOT, -1)
+        b.put(board.H_RUN, 1)
+        b.set_prefix(list(s.choices))
+        b.set_rec(0, board.R_TURN, 1)
+        b.set_rec(0, board.R_FLAGS, board.STARTED)
+        if s.strategy == "replay" and s.files:
+            self.sched_check = FileCheck(dict(s.files))
+        if hasattr(os, "sched_setaffinity"):
+            self._affinity = os.sched_getaffinity(0)
+            cpus = sorted(self._affinity)
+            os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})   # the VPs inherit it
+
     def shutdown(self):
         """End every VP, remove every segment and swap file.  Idempotent."""
         if self.arena is None or self._owner_pid != os.getpid():
             return
+        if self.sched is not None:
+            try:
+                self._last_run = (read_trace(self), self._make_token())
+            except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
+                print(f"vos: could not keep the controlled run's trace: {e}", file=sys.stderr)
         _i64.pack_into(self.arena.buf, H_STATE, SHUTDOWN)
         try:
             self._end_all_vps()
@@ -293,6 +413,11 @@ class Kernel:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+        if self._affinity is not None:
+            os.sched_setaffinity(0, self._affinity)
+            self._affinity = None
+        if self.sched is not None:
+            self.sched.release()
         _set_subreaper(False)
         arena, self.arena = self.arena, None
         if arena is not None:
@@ -364,6 +489,48 @@ class Kernel:
         """Wait for thread tid; its exit status, or ThreadFailed / TimeoutError."""
         self._running("k.join")
         return self.thread_manager.join(tid, timeout)
+
+    # --- controlled runs -------------------------------------------------------------
+
+    @property
+    def controlled(self):
+        """Does this kernel run one thread at a time on a schedule (sched/)?"""
+        return self.config.get("schedule") is not None
+
+    def trace(self):
+        """The steps of this controlled run so far (or of the whole run, after
+        the `with` block): a list of sched.trace.Step."""
+        if self.sched is None and self._last_run is None:
+            raise KernelError("trace(): this kernel runs freely; boot it with schedule=... for a trace")
+        if self.arena is None:
+            return list(self._last_run[0]) if self._last_run else []
+        return read_trace(self)
+
+    @property
+    def token(self):
+        """A token that replays this controlled run ("vos1:..."): pass it as
+        Kernel(schedule=token) or to `vos replay`."""
+        if self.sched is None and self._last_run is None:
+            raise KernelError("token: this kernel runs freely; boot it with schedule=... for a token")
+        if self.arena is None:
+            return self._last_run[1] if self._last_run else None
+        return self._make_token()
+
+    def _make_token(self):
+        b = self.sched
+        chosen, files = [], set()
+        for step in read_trace(self):
+            chosen.append(step.tid)
+        for i in range(len(chosen)):
+            site = b.site(b.step_words(i)[5])
+            if site:
+                files.add(site.rpartition(":")[0])
+        options = {k: v for k, v in (("page_size", self.config.page_size), ("frames", self.config.frames),
+                                     ("max_threads", self.config.max_threads),
+                                     ("max_steps", self.config.get("max_steps")))
+                   if v != {"page_size": 4096, "frames": 256, "max_threads": 64,
+                            "max_steps": sched.DEFAULT_MAX_STEPS}[k]}
+        return make_token(chosen, files, options, getattr(self, "program", None))
 
     def thread_info(self):
         """One dict per thread (state, waits_for, run time, switches, ...), lock-free."""

@@ -478,6 +478,18 @@ class LockTable:
             except NotOwner as e:
                 raise NotOwner(f"RELEASE of lock {lock.id} {self.name_of(lock.id)!r}: {e}") from None
 
+    # --- controlled runs (sched/): can an ACQUIRE proceed? --------------------------
+
+    def holder_of(self, lock_id):
+        """tid holding lock lock_id, or None (a lock-free read)."""
+        return mutex.holder_of(_i64.unpack_from(self.buf, self._rec(lock_id))[0])
+
+    def free_for(self, lock_id):
+        """Can an ACQUIRE of lock lock_id take it now: it is free, or its
+        holder ended without releasing it (it is taken as owner-died)?"""
+        h = self.holder_of(lock_id)
+        return h is None or not mutex._holder_state_live(self.threads, h)
+
     # --- death ---------------------------------------------------------------
 
     def on_thread_death(self, tid):

@@ -223,11 +223,24 @@ class Processors:
         admitted = min(tickets, self.m + releases)
         return admitted - releases, max(0, tickets - self.m - releases)
 
+    def on_cpu(self):
+        """tids of the threads holding a processor, read consistently: the
+        scan of the thread table is repeated until no ticket was taken and
+        none given back while it ran (a holder clears its flag before it
+        gives its ticket back, so a switch in the middle is seen and the
+        scan redone).  Lock-free; any process."""
+        for _ in range(1000):
+            before = struct.unpack_from("<qq", self.buf, self.base)
+            on = [r["tid"] for r in self.threads.snapshot() if r["on_cpu"]]
+            if struct.unpack_from("<qq", self.buf, self.base) == before:
+                return on
+        return on
+
     def _check_invariants(self):
         """At most m threads hold a processor; the counters are consistent."""
         tickets, releases = struct.unpack_from("<qq", self.buf, self.base)
         assert releases <= tickets, f"more releases ({releases}) than tickets ({tickets})"
-        on_cpu = [r["tid"] for r in self.threads.snapshot() if r["on_cpu"]]
+        on_cpu = self.on_cpu()
         if self.limited:
             assert len(on_cpu) <= self.m, f"{len(on_cpu)} threads hold one of {self.m} processors: {on_cpu}"
         else:

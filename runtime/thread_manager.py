@@ -225,6 +225,9 @@ class ThreadManager:
         k.run_death_hooks(ctx.tid)
         k.processors.release(ctx.tid)
         t.finish(ctx.tid, state, reason)
+        if ctx.gate is not None:         # a controlled run: the EXIT step is done; hand the baton on
+            ctx.gate.done()
+            ctx.gate.depart()
         exit_process(0)
 
 

@@ -6,10 +6,20 @@ entry in this table, which lives in the main arena so that every process can
 read every thread's state, what it waits for, and its statistics, without
 taking a lock.
 
-Thread ids.  tid = generation * max_threads + slot.  A slot is reused after its
-thread was joined; the generation makes a stale tid fail with NoSuchThread
-instead of naming the new occupant.  Thread 0 (the boot program, the console)
-is slot 0, generation 0, and is never freed.
+Thread ids.  They count up in creation order: 1, 2, 3, ...  A thread's slot
+is tid % max_threads, so the multiples of max_threads are skipped (slot 0 is
+thread 0's: the boot program, the console, never freed), and so is a number
+whose slot is still taken.  `reserve` hands the slots out round robin, after
+the last id given (the header's last_tid), and a new id is always larger than
+the one its slot had before: an id is never reused, so a stale tid fails with
+NoSuchThread instead of naming the slot's new occupant.  (Earlier, the lowest
+free slot was taken and its id grew by max_threads at each reuse: a demo's
+threads were numbered 1, 257, 513, 1281, ... for no reason a student could see.)
+
+Header (64 bytes before the entries):
+
+    off size field
+      0   8  last_tid     the last id `reserve` gave; CAS by any reserver (only grows)
 
 Life of an entry (state word, a futex word so that `join` can sleep on it):
 
@@ -24,7 +34,7 @@ stores suffice; the terminal transition of a dead thread is a CAS to DYING,
 which exactly one burier wins.  A thread is buried only after its process is
 known dead, so a burier never races the thread itself.
 
-Entry layout (ENTRY_SIZE bytes, little-endian; "self" = written only by the
+Entry layout (ENTRY_SIZE bytes each, after the header, little-endian; "self" = written only by the
 thread itself while it lives):
 
     off size field        writer / guard
@@ -61,6 +71,8 @@ import time
 from . import atomics
 from .errors import NoSuchThread, OutOfResources
 
+HEADER_SIZE = 64
+H_LAST_TID = 0
 ENTRY_SIZE = 192
 STATUS_SIZE = 8192
 
@@ -96,14 +108,15 @@ class ThreadTable:
 
     def __init__(self, arena, offset, status_offset, max_threads):
         self.buf = arena.buf
-        self.base = offset
-        self.addr = arena.addr + offset
+        self.a_last = arena.addr + offset + H_LAST_TID
+        self.base = offset + HEADER_SIZE          # the entries
+        self.addr = arena.addr + self.base
         self.status_base = status_offset
         self.n = max_threads
 
     @staticmethod
     def sizes(max_threads):
-        return ENTRY_SIZE * max_threads, STATUS_SIZE * max_threads
+        return HEADER_SIZE + ENTRY_SIZE * max_threads, STATUS_SIZE * max_threads
 
     # --- addressing ----------------------------------------------------------
 
@@ -151,8 +164,14 @@ class ThreadTable:
 
     def reserve(self, name, as_id, parent):
         """Claim a free slot for a new thread; returns its tid.  Any process.
-        Raises OutOfResources when every slot is taken (joined threads free theirs)."""
-        for slot in range(1, self.n):
+        Raises OutOfResources when every slot is taken (joined threads free theirs).
+        Slots are tried round robin after the last id given (module doc)."""
+        last = atomics.load(self.a_last)
+        for step in range(1, self.n + 1):
+            tid = last + step
+            slot = tid % self.n
+            if slot == 0:
+                continue
             o = self.slot_off(slot)
             if self.get32(o + O_STATE) != FREE:
                 continue
@@ -163,7 +182,8 @@ class ThreadTable:
             if atomics.compare_exchange(self.addr + slot * ENTRY_SIZE, word, (word & ~0xFFFFFFFF) | RUNNABLE) != word:
                 continue
             old_tid = self._get64(o + O_TID)
-            tid = old_tid + self.n if old_tid else slot  # next generation of this slot
+            if tid <= old_tid:           # a racing reserver gave larger ids meanwhile: never reuse one
+                tid = old_tid + self.n
             self.buf[o + 8:o + ENTRY_SIZE] = bytes(ENTRY_SIZE - 8)
             self.put32(o + O_WAKE, 0)
             self.put64(o + O_TID, tid)
@@ -172,6 +192,11 @@ class ThreadTable:
             self.put64(o + O_TICKET, -1)
             self.put64(o + O_STARTED, time.time_ns())
             self._put_name(o, name)
+            while last < tid:            # last_tid only grows
+                seen = atomics.compare_exchange(self.a_last, last, tid)
+                if seen == last:
+                    break
+                last = seen
             return tid
         raise OutOfResources(f"the thread table is full ({self.n - 1} threads alive or unjoined): "
                              "join finished threads, or boot the Kernel with a larger max_threads")
@@ -252,7 +277,13 @@ class ThreadTable:
 
     def snapshot(self):
         """A list of dicts, one per thread, read without locks (for the monitor,
-        statistics() and error messages).  Fields may be a few microseconds apart."""
+        statistics() and error messages).  Fields may be a few microseconds apart.
+
+        `waits_for` is shown only beside a state that waits: WAITING, or
+        RUNNABLE (in line for a processor).  A thread about to block writes
+        its wait record first and gives its processor up (state WAITING) a
+        moment later (context.waiting), so a reader can find the record
+        beside RUNNING: the thread still runs, and says so."""
         rows = []
         for slot in range(self.n):
             o = self.slot_off(slot)
@@ -262,6 +293,8 @@ class ThreadTable:
              run_ns, vol, invol, faults, started, _slen, flags, _pad, ticket, name) = _stats.unpack_from(self.buf, o)
             if state == FREE:
                 continue
+            if state not in (WAITING, RUNNABLE):
+                wait_kind = 0
             rows.append(dict(
                 tid=tid, pid=pid, state=STATE_NAMES[state], name=name.rstrip(b"\0").decode("utf-8", "replace"),
                 address_space=as_id, parent=parent, waits_for=describe_wait(wait_kind, wait_obj, wait_value),

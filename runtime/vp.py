@@ -23,7 +23,12 @@ import traceback
 
 from .context import Context
 from .errors import MemoryFault
+from .sched.ops import EXIT as EXIT_OP, THREAD, target
 from .threads import EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY, O_FLAGS, O_PID, REASON_NAMES
+
+
+def exit_target(tid):
+    return target(THREAD, tid)
 
 
 class ThreadExit(BaseException):
@@ -46,6 +51,9 @@ def vp_main(kernel, tid, procedure, args):
         os._exit(0)  # destroyed before it ran: the destroyer buries it
     ctx.take_processor()
     ctx.arm_clock()
+    gate = ctx.gate                 # a controlled run: wait to be chosen (sched/gate.py)
+    if gate is not None:
+        gate.start()
     try:
         status = procedure(*args)
         payload, state, reason = ("exit", status), EXITED, EXIT
@@ -56,8 +64,12 @@ def vp_main(kernel, tid, procedure, args):
         tb = traceback.format_exc()
         kind = FAULT if isinstance(e, MemoryFault) else EXCEPTION
         payload, state, reason = ("failed", type(e).__name__, str(e), tb), FAULTED, kind
-        sys.stderr.write(f"vos: thread {tid} ({getattr(procedure, '__qualname__', procedure)}) "
-                         f"ended by {REASON_NAMES[kind]}:\n{tb}")
+        if gate is None:            # a controlled run's failures are its result: the explorer reports them
+            sys.stderr.write(f"vos: thread {tid} ({getattr(procedure, '__qualname__', procedure)}) "
+                             f"ended by {REASON_NAMES[kind]}:\n{tb}")
+    if gate is not None:
+        gate.inside = False
+        gate.point(EXIT_OP, exit_target(tid))      # the exit is a step too
     kernel.thread_manager.end_self(payload, state, reason)
 
 

@@ -18,8 +18,8 @@ import pytest
 from runtime import Kernel
 from runtime.bounded_buffer import BoundedBuffer
 from runtime.errors import BufferDeallocated, MessageTooLarge, ThreadFailed, WouldBlock
-from runtime.textbook import (ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, DEALLOCATE_BOUNDED_BUFFER, RECEIVE,
-                              SEND)
+from runtime.textbook import (ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, DEALLOCATE_BOUNDED_BUFFER, DESTROY_THREAD,
+                              RECEIVE, SEND)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -169,15 +169,15 @@ def test_bytes_travel_raw_and_objects_pickled():
 def test_bad_arguments_raise_at_once():
     with Kernel() as k:
         for n in (0, -1):
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="^ALLOCATE_BOUNDED_BUFFER needs .*, not -?[0-9]"):
                 ALLOCATE_BOUNDED_BUFFER(n)
-        for n in (1.5, "3", True, None):
-            with pytest.raises(TypeError):
+        for n in (1.5, "4", True, None):                 # a type error, naming the type
+            with pytest.raises(TypeError, match="^ALLOCATE_BOUNDED_BUFFER needs an int .*, not (float|str|bool|NoneType)"):
                 ALLOCATE_BOUNDED_BUFFER(n)
         for cap in (0, -5):
             with pytest.raises(ValueError):
                 ALLOCATE_BOUNDED_BUFFER(4, capacity=cap)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="needs an int capacity .*, not float"):
             ALLOCATE_BOUNDED_BUFFER(4, capacity=2.0)
         with pytest.raises(TypeError):
             SEND(42, b"x")
@@ -575,6 +575,40 @@ def test_statistics_record():
         assert s["peak_fill"] >= 6 - 2 and s["peak_fill"] <= 6
         assert s["blocked_senders"] == s["blocked_receivers"] == 0
         assert k.statistics()["buffers"][0]["id"] == b.id
+
+
+def receive_two(buf):
+    return [buf.receive(), buf.receive()]
+
+
+def spin_forever():
+    while True:
+        pass
+
+
+def test_peak_fill_is_never_below_a_fill_seen_after_a_send():
+    """What `vos sh --trace` showed: "SEND, then 1 msgs in the buffer" beside
+    "peak fill 0".  Here the receiver sleeps on the empty buffer, and the one
+    processor is taken (a spinner, with a quantum longer than the test), so
+    two SENDs leave exactly two messages in; then the receiver runs and takes
+    both by its slow path, which looks at no fill."""
+    with Kernel(processors=1, quantum=30.0) as k:
+        b = ALLOCATE_BOUNDED_BUFFER(8, capacity=1024)
+        rx = ALLOCATE_THREAD(receive_two, k.address_space, b)
+        wait_for(lambda: waiting_on(k, rx, f"receive {b.id}"))
+        hog = ALLOCATE_THREAD(spin_forever, k.address_space)
+        wait_for(lambda: state_of(k, hog)[0] == "RUNNING")
+        seen = []
+        for m in (b"a", b"b"):
+            SEND(b, m)                                     # thread 0 runs outside the processor limit
+            seen.append(b.statistics()["fill"])
+        assert seen == [1, 2]                              # the receiver cannot run: exact
+        DESTROY_THREAD(hog)
+        with pytest.raises(ThreadFailed):
+            k.join(hog, timeout=10)
+        assert k.join(rx, timeout=10) == [b"a", b"b"]
+        s = b.statistics()
+        assert s["fill"] == 0 and s["peak_fill"] == 2
 
 
 def test_spawned_vps_attach_by_name():

@@ -61,6 +61,59 @@ def test_top_shows_a_live_kernel_from_another_process():
         assert out.returncode == 0, out.stderr
         assert out.stderr == ""                      # leaving unmapped every segment it read, quietly
         assert "spin_forever" in out.stdout and "RUNNING" in out.stdout and "boot" in out.stdout
-        assert "bounded buffers" in out.stdout and "1/4 (5 B)" in out.stdout
+        assert "│ console " in out.stdout                  # thread 0 runs outside the processor limit
+        assert out.stdout.count("│ RUNNING ") == 1         # RUNNING: holds one of the processors
+        assert "bounded buffers" in out.stdout and "│  1/4 │" in out.stdout and "│  5 B │" in out.stdout
         assert "'accounts'" in out.stdout and "thread 0" in out.stdout      # the lock and its holder
         assert "virtual memory" in out.stdout
+
+
+SEQUENCE = """
+import sys
+from runtime import Kernel
+for step in range(2):                  # a demo's steps: a kernel each, one after the other
+    with Kernel() as k:
+        print(k.arena.name, flush=True)
+        sys.stdin.readline()
+"""
+
+
+def test_top_follows_the_next_kernel_of_the_same_process():
+    """The newcomer's report: the demos start a kernel per step, and `vos top`
+    exited after step 1."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen([sys.executable, "-c", SEQUENCE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=root)
+    top = None
+    try:
+        first = child.stdout.readline().strip()
+        top = subprocess.Popen([sys.executable, "-m", "runtime", "top", first, "--interval", "0.05"], cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "120"})
+        assert top.stdout.readline().startswith(f"following kernel {first} (process {child.pid}")
+        child.stdin.write("\n")
+        child.stdin.flush()                                   # step 1 ends, step 2 boots
+        second = child.stdout.readline().strip()
+        assert top.stdout.readline().strip() == f"kernel {first} has ended"
+        line = top.stdout.readline()
+        assert line.startswith(f"following kernel {second} (process {child.pid}") and "its kernel 2" in line
+        child.stdin.write("\n")
+        child.stdin.flush()                                   # the process ends
+        assert child.wait(timeout=30) == 0
+        out, err = top.communicate(timeout=30)
+        assert top.returncode == 0 and err == ""
+        assert f"kernel {second} has ended" in out and f"process {child.pid} has ended" in out
+    finally:
+        for p in (child, top):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_top_lists_the_running_kernels_to_pick_from():
+    from runtime import Kernel
+    with Kernel() as k:
+        out = vos("top", "--list")
+        assert out.returncode == 0
+        assert k.arena.name in out.stdout and "running vos kernels" in out.stdout

@@ -23,7 +23,7 @@ def test_counter_loses_updates_then_the_lock_makes_it_exact():
     lost = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) updates were lost", text)]
     assert lost and lost[0] > 0
     assert "exact" in text
-    assert re.search(r"3\. ACQUIRE/RELEASE\s+│\s+([\d,]+)\s+│\s+\1\s+│\s+0\s", text), text
+    assert re.search(r"3\. ACQUIRE / RELEASE\s+│\s+([\d,]+)\s+│\s+\1\s+│\s+0\s", text), text
 
 
 def test_broken_acquire_lets_two_in_and_rsm_does_not():

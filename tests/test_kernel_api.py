@@ -1,5 +1,6 @@
-"""What the boot program asks `k`: options checked at the door, the address
-helper, join / statistics / thread_info and their misuse."""
+"""What the boot program asks `k`: option values checked at the door (the
+names: test_kernel_settings.py), the address helper, join / statistics /
+thread_info and their misuse."""
 
 import pytest
 
@@ -16,13 +17,6 @@ def returns_a_lambda():
 
 def exits_with(status):
     EXIT_THREAD(status)
-
-
-def test_an_unknown_option_is_refused_with_a_suggestion():
-    with pytest.raises(TypeError, match="unknown option 'polcy' \\(did you mean 'policy'\\?\\)"):
-        Kernel(polcy="lru")
-    with pytest.raises(TypeError, match="unknown option 'teleport'; docs/REFERENCE.md"):
-        Kernel(teleport=True)
 
 
 def test_bad_option_values_are_refused_before_anything_is_built():

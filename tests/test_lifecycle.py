@@ -75,8 +75,55 @@ def test_sigkill_of_the_kernel_then_vos_clean(method):
     assert segments_of(info), "a SIGKILLed kernel cannot remove its own arena"
     dead = cleanup.find_dead()
     assert info["arena"] in dead
-    cleanup.clean(dead)
+    cleanup.clean({info["arena"]: dead[info["arena"]]})   # only ours: other test runs may share the host
     assert segments_of(info) == []
+
+
+MONITOR = """
+import sys
+from runtime.kernel import Kernel
+
+def watch(name):
+    k = Kernel.attach_by_name(name)            # what `vos top` does, to a dead kernel too
+    print(len(k.thread_info()), flush=True)
+    sys.stdin.read()
+    k.detach()
+
+watch(sys.argv[1])
+"""
+
+
+def test_vos_clean_ends_the_dead_kernels_vps_but_not_a_monitor_attached_to_it():
+    """Issue 10: `vos clean` took a `vos top` attached to a dead kernel for one
+    of its VPs (it maps the same segments) and SIGKILLed it.  The VPs are
+    stopped here, so that they cannot notice the death and end themselves:
+    only `vos clean` can end them."""
+    proc, info = start("fork")
+    for pid in info["vps"]:
+        os.kill(pid, signal.SIGSTOP)
+    proc.kill()
+    proc.wait(timeout=10)
+    monitor = subprocess.Popen([sys.executable, "-c", MONITOR, info["arena"]], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=os.path.dirname(os.path.dirname(CHILD)))
+    try:
+        assert int(monitor.stdout.readline()) == 4   # attached: thread 0 and the three VPs
+        dead = cleanup.find_dead()
+        assert info["arena"] in dead
+        assert dead[info["arena"]]["vps"] == sorted(info["vps"])
+        cleanup.clean({info["arena"]: dead[info["arena"]]})   # only ours: other test runs may share the host
+        assert all_gone(info["vps"], 5) == []
+        assert segments_of(info) == []
+        assert monitor.poll() is None, "vos clean killed the monitor"
+    finally:
+        for pid in info["vps"]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        monitor.stdin.close()
+        monitor.wait(timeout=10)
+    assert monitor.returncode == 0 and monitor.stderr.read() == ""
 
 
 def test_vos_clean_never_touches_a_live_kernel():

@@ -59,8 +59,8 @@ def test_at_most_m_threads_run_at_once():
         seen_waiting = False
         while any(r["state"] not in ("EXITED", "FAULTED") for r in k.thread_info() if r["tid"] in tids):
             rows = [r for r in k.thread_info() if r["tid"] in tids]
-            assert sum(r["on_cpu"] for r in rows) <= 2
-            k._check_invariants()
+            assert len(k.processors.on_cpu()) <= 2     # a consistent read (a plain snapshot may see a
+            k._check_invariants()                      # switch half-done: the old holder and the new)
             seen_waiting |= any(r["waits_for"] == "processor" for r in rows)
             time.sleep(0.005)  # sampling rate of an observer, not ordering
         assert seen_waiting

@@ -194,3 +194,46 @@ def _join_it(tid):
         current().kernel.join(tid)
     except ThreadFailed as e:
         return e.reason
+
+
+def test_a_thread_about_to_wait_shows_running_not_running_on_its_wait():
+    """context.waiting writes the wait record, then gives the processor up:
+    a snapshot between the two stores must not say "RUNNING on receive 1"
+    (what `vos sh --trace` printed).  The window is made here by the same
+    store, on thread 0, which stays RUNNING."""
+    from runtime.threads import O_WAIT_KIND, O_WAIT_OBJ, WAIT_RECEIVE
+    with Kernel() as k:
+        t = k.threads
+        o = t.off(0)
+        t.put64(o + O_WAIT_OBJ, 1)
+        t.put32(o + O_WAIT_KIND, WAIT_RECEIVE)
+        try:
+            row = state_of(k, 0)
+            assert (row["state"], row["waits_for"]) == ("RUNNING", "")
+        finally:
+            t.put32(o + O_WAIT_KIND, 0)
+
+
+def test_thread_ids_count_up_in_creation_order_and_are_never_reused():
+    """The newcomer saw 513, then 1, 257, 1281: the lowest free slot was
+    reused with its id grown by max_threads.  Now ids count up (skipping the
+    multiples of max_threads, thread 0's slot), and a joined id stays dead."""
+    with Kernel(max_threads=4) as k:
+        ids = []
+        for i in range(7):
+            tid = ALLOCATE_THREAD(double, k.address_space, i)
+            ids.append(tid)
+            assert k.join(tid, timeout=30) == 2 * i
+        assert ids == [1, 2, 3, 5, 6, 7, 9]
+        with pytest.raises(NoSuchThread):
+            k.join(1)
+        busy = ALLOCATE_THREAD(spin_forever, k.address_space)          # 10, slot 2 stays taken
+        later = [ALLOCATE_THREAD(double, k.address_space, 1) for _ in range(2)]
+        assert busy == 10 and later == [11, 13]                          # 12 is slot 0: skipped
+        DESTROY_THREAD(busy)
+        for t in [busy, *later]:
+            try:
+                k.join(t, timeout=30)
+            except ThreadFailed:
+                pass
+        k._check_invariants()

@@ -92,11 +92,16 @@ def receiver(buf, ledger, rid, seed):
         ledger.put(RECEIVED + rid, n)
 
 
-def trial(seed):
+_ANY = object()
+
+
+def trial(seed, slots=None, processors=_ANY, bias=None, victim=None):
+    """One trial; the settings come from the seed unless given (victim: an
+    index into senders + receivers)."""
     rng = random.Random(seed)
-    slots = rng.randrange(1, 9)
-    processors = rng.choice([None, None, 1, 2])
-    bias = rng.random() < 0.7
+    slots = rng.randrange(1, 9) if slots is None else slots
+    processors = rng.choice([None, None, 1, 2]) if processors is _ANY else processors
+    bias = rng.random() < 0.7 if bias is None else bias
     setting = f"n={slots} processors={processors} {'biased' if bias else 'eager'}"
     out = Outcome("buffer", seed, setting)
     with Kernel(processors=processors, buffer_bias=bias, seed=seed) as k, \
@@ -107,7 +112,7 @@ def trial(seed):
         receivers = [ALLOCATE_THREAD(receiver, k.address_space, buf, ledger, r, rng.randrange(1 << 30))
                      for r in range(RECEIVERS)]
         threads = senders + receivers
-        v = rng.randrange(len(threads))
+        v = rng.randrange(len(threads)) if victim is None else victim
         victim = threads[v]
         progress = SENT + v if v < SENDERS else RECEIVED + v - SENDERS
         target = ledger.get(progress) + rng.randrange(1, 80)
@@ -155,6 +160,8 @@ def trial(seed):
             out.detail += f"lost {lost[:12]}{' ...' if len(lost) > 12 else ''} (victim: {_role(v)}); "
         if ledger.get(ORDER):
             out.torn += ledger.get(ORDER)
+        if out.duplicated:
+            out.detail += f"{out.duplicated} received twice; "
     return out
 
 

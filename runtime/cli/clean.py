@@ -1,8 +1,10 @@
 """`vos clean`: remove the segments, swap files and VPs of dead kernels.
 
-A live kernel is never touched.  Use it after a kernel was killed with
-SIGKILL (or its machine's power failed mid-demo)."""
+A live kernel is never touched, nor any process that is not a VP of a dead
+kernel (a `vos top` watching it survives; see runtime/cleanup.py).  Use it
+after a kernel was killed with SIGKILL."""
 
+from ..arena import list_segments, parse_name
 from ..cleanup import clean, find_dead
 
 
@@ -15,7 +17,13 @@ def add_parser(sub):
 def run(args, console):
     dead = find_dead()
     if not dead:
-        console.print("nothing to clean: every vos segment belongs to a live kernel")
+        live = sorted({parse_name(n)[1] for n in list_segments()})
+        if not live:
+            console.print("nothing to clean: no vos kernel has left anything on this host")
+        else:
+            n = len(live)
+            console.print(f"nothing to clean: {n} vos kernel{'s are' if n > 1 else ' is'} running here "
+                          "and vos clean never touches a live kernel")
         return 0
     from rich.table import Table
     t = Table(title="would remove" if args.dry_run else "removed")

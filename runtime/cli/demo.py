@@ -14,9 +14,9 @@ def run(args, console):
     if not args.name:
         from rich.table import Table
         t = Table(title="vos demos (in lecture order; `vos tour` runs them all)")
-        t.add_column("demo")
-        t.add_column("what it shows")
-        t.add_column("slide")
+        t.add_column("demo", no_wrap=True)
+        t.add_column("what it shows", overflow="fold")
+        t.add_column("slide", overflow="fold")        # Chinese has no spaces to wrap at: fold
         for name, mod in demos.all_demos():
             t.add_row(name, mod.TITLE, getattr(mod, "SLIDE", ""))
         console.print(t)
@@ -27,5 +27,16 @@ def run(args, console):
         names = ", ".join(n for n, _ in demos.all_demos())
         console.print(f"[red]no demo named {args.name!r}[/]; the demos are: {names}")
         return 2
+    heading(console, f"vos demo {args.name}", mod)
     mod.main(console, quick=args.quick)
     return 0
+
+
+def heading(console, label, mod):
+    """A demo's heading: a rule with `label`, then its title and slide, which
+    wrap (a rule would cut them at 80 columns)."""
+    console.rule(f"[bold cyan]{label}[/]")
+    console.print(f"[bold]{mod.TITLE}[/]")
+    if getattr(mod, "SLIDE", ""):
+        console.print(f"[dim]slide: {mod.SLIDE}[/]")
+    console.print()

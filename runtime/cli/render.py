@@ -18,39 +18,61 @@ def state_text(state):
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
+def size_text(n):
+    """A byte count a student reads at a glance: 5 B, 64 KiB, 1.5 MiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} B"
+
+
 def threads_table(rows, title="threads", processors=None, show_boot=False):
-    """One row per thread: state, what it waits for, CPU time and switches."""
+    """One row per thread: state, what it waits for, CPU time and switches.
+
+    RUNNING means "holds a processor", as the demos say.  Thread 0, the boot
+    program, is the console and runs outside a processors= limit: under a
+    limit its row says "console" instead of RUNNING, so the RUNNING rows are
+    the busy processors."""
+    limited = bool(processors and processors.get("count"))
     busy = ""
-    if processors and processors.get("count"):
+    if limited:
         busy = f"   processors busy {processors['busy']}/{processors['count']}, {processors['waiting']} waiting"
-    t = Table(title=f"{title}{busy}", title_justify="left")
+    t = Table(title=f"{title}{busy}", title_justify="left", caption_justify="left")
+    faults = any(r["faults"] for r in rows)        # a column only where a page fault happened
     for col, just in [("tid", "right"), ("name", "left"), ("state", "left"), ("waits for", "left"),
-                      ("cpu ms", "right"), ("vol", "right"), ("invol", "right"), ("faults", "right"),
-                      ("pid", "right")]:
-        t.add_column(col, justify=just, no_wrap=col in ("state", "name"))
-    t.caption = "vol / invol: voluntary (YIELD, blocking) and involuntary (clock interrupt) switches"
+                      ("cpu ms", "right"), ("switches\nvol/invol", "right"), ("faults", "right"), ("pid", "right")]:
+        if col != "faults" or faults:
+            t.add_column(col, justify=just, no_wrap=col == "state", overflow="fold")
+    t.caption = "switches: voluntary (YIELD, blocking) / involuntary (clock)"
+    if show_boot and limited:
+        t.caption += "\nthread 0 (boot) is the console, outside the processor limit"
     for r in rows:
         if r["tid"] == 0 and not show_boot:
             continue
         state = r["state"]
+        if r["tid"] == 0 and limited and state == "RUNNING":
+            state = "console"
         if r.get("reason") and r["reason"] != "exit":
             state = f"{state} ({r['reason']})"
-        t.add_row(str(r["tid"]), r["name"][:16], state_text(state), r["waits_for"], f"{r['run_ms']:.0f}",
-                  str(r["voluntary"]), str(r["involuntary"]), str(r["faults"]), str(r["pid"]))
+        cells = [str(r["tid"]), r["name"][:16], state_text(state), r["waits_for"], f"{r['run_ms']:.0f}",
+                 f"{r['voluntary']}/{r['involuntary']}"] + ([str(r["faults"])] if faults else []) + [str(r["pid"])]
+        t.add_row(*cells)
     return t
 
 
 def buffers_table(rows):
     """One row per bounded buffer: fill now and at its peak, traffic, who waits."""
-    t = Table(title="bounded buffers", title_justify="left")
-    for col in ("buffer", "fill", "peak fill", "messages", "bytes", "blocked senders", "blocked receivers",
-                "sleeps (send/receive)", "state"):
+    t = Table(title="bounded buffers", title_justify="left", caption_justify="left",
+              caption="fill: messages (of n) and bytes in it now; blocked: threads waiting now; "
+                      "slept: times a sender / receiver went to sleep")
+    for col in ("buffer", "fill", "peak", "sent", "blocked\nsend/recv", "slept\nsend/recv", "state"):
         t.add_column(col, justify="left" if col in ("buffer", "state") else "right")
     for r in rows:
         state = "deallocated" if r["deallocated"] else ("end of stream" if r["end_of_stream"] else
                                                          "readers gone" if r["readers_gone"] else "open")
-        t.add_row(str(r["id"]), f"{r['fill']}/{r['n']} ({r['fill_bytes']} B)", f"{r['peak_fill']}/{r['n']}",
-                  str(r["sent"]), str(r["bytes_sent"]), str(r["blocked_senders"]), str(r["blocked_receivers"]),
+        t.add_row(str(r["id"]), f"{r['fill']}/{r['n']}\n{size_text(r['fill_bytes'])}", f"{r['peak_fill']}/{r['n']}",
+                  f"{r['sent']:,}\n{size_text(r['bytes_sent'])}", f"{r['blocked_senders']}/{r['blocked_receivers']}",
                   f"{r['send_waits']}/{r['receive_waits']}", state)
     return t
 
@@ -84,14 +106,15 @@ def memory_table(vm):
     """Per address space: pages resident and in swap, the faults of each kind."""
     t = Table(title=f"virtual memory: {vm['frames'] - vm['free_frames']}/{vm['frames']} frames in use, "
                     f"policy {vm['policy']}, swap reads {vm['swap_reads']} / writes {vm['swap_writes']}",
-              title_justify="left")
-    for col in ("address space", "pages", "resident", "swapped", "demand-zero", "swap-in", "protection",
-                "segmentation", "evictions"):
+              title_justify="left", caption_justify="left",
+              caption="faults: zero = demand-zero, swap-in, prot. = protection, segv = segmentation")
+    for col in ("address\nspace", "pages\nmapped", "resident", "in swap", "faults\nzero/swap-in",
+                "faults\nprot./segv", "evicted"):
         t.add_column(col, justify="right")
     for r in vm["address_spaces"]:
-        t.add_row(str(r["id"]), str(r["pages"]), str(r["resident"]), str(r["swapped"]), str(r["demand_zero_faults"]),
-                  str(r["swap_in_faults"]), str(r["protection_faults"]), str(r["segmentation_faults"]),
-                  str(r["evictions"]))
+        t.add_row(str(r["id"]), str(r["mapped"]), str(r["resident"]), str(r["swapped"]),
+                  f"{r['demand_zero_faults']}/{r['swap_in_faults']}",
+                  f"{r['protection_faults']}/{r['segmentation_faults']}", str(r["evictions"]))
     return t
 
 
@@ -123,18 +146,19 @@ def _named(waits_for, names):
 
 
 def kernels_table(kernels):
-    """The list `vos top` shows when several kernels run."""
-    t = Table(title="running vos kernels")
-    for col in ("arena", "kernel pid", "threads"):
-        t.add_column(col)
-    for name, pid, nthreads in kernels:
-        t.add_row(name, str(pid), str(nthreads))
+    """The running kernels `vos top` lists: [(number, arena, pid, command, threads)]."""
+    t = Table(title="running vos kernels", title_justify="left")
+    for col in ("#", "arena", "kernel pid", "process", "threads"):
+        t.add_column(col, justify="right" if col in ("#", "kernel pid", "threads") else "left", overflow="fold")
+    for number, name, pid, command, nthreads in kernels:
+        t.add_row(str(number), name, str(pid), command, str(nthreads))
     return t
 
 
 def trace_tables(tracer, status):
     """The renderables of `vos sh --trace`: timeline, stages, buffers."""
-    timeline = Table(title="the pipeline as a timeline (SEND/RECEIVE logged by each stage at completion; thread states sampled)", title_justify="left")
+    timeline = Table(title="the pipeline as a timeline: each SEND and RECEIVE as its stage logged it; "
+                           "thread states when the shell's sampling first saw them", title_justify="left")
     timeline.add_column("ms", justify="right")
     timeline.add_column("who")
     timeline.add_column("what")

@@ -30,8 +30,8 @@ from .. import atomics, checks
 from ..errors import AlignmentError, ProtectionFault, SegmentationFault
 from ..threads import WAIT_SWAP
 from .frames import EVICT, FREE_FRAME
-from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPED, A_ZERO, AS_ENTRY, D_OWNER,
-                     D_WORD, DESC, DIRTY, EVICTING, F_MOVER, F_STAGE, F_USED, H_SWAP_READS, LOADING, ON_SWAP,
+from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPED, A_ZERO, AS_ENTRY, B_FIRST,
+                     B_ID, BLOCK_ENTRY, D_BLOCK, D_OWNER, D_WORD, DESC, DIRTY, EVICTING, F_MOVER, F_STAGE, F_USED, H_SWAP_READS, LOADING, ON_SWAP,
                      PTE_WRITE, REF, RESIDENT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 RETRY = object()  # fault() loaded a translation: the access function tries again
@@ -49,6 +49,9 @@ def fault(self, vaddr, write, op, arg=None):
     if op in ("load", "store", "rsm") and vaddr & 7:
         raise AlignmentError(f"thread {self.tid}: {op.upper()} at address {vaddr:#x} (page "
                              f"{vaddr >> self.shift}) is not 8-byte aligned", self.tid, vaddr, vaddr >> self.shift)
+    gate = self.gate
+    if gate is not None and not gate.inside:          # a controlled run: the access is a step
+        return gate.memory(self, vaddr, write, op, arg)
     vpage = vaddr >> self.shift
     if self.caching:
         self.refresh_ack()
@@ -88,6 +91,28 @@ def fault(self, vaddr, write, op, arg=None):
             raise ProtectionFault(f"thread {self.tid}: protection fault at address {vaddr:#x} (page {vpage}): "
                                   f"{op.upper()} to a page mapped read-only in address space {self.as_id}",
                                   self.tid, vaddr, vpage)
+
+def identity(self, vaddr):
+    """(block slot, block id, byte offset in the block) of the memory vaddr
+    names in this thread's address space, or None when nothing is mapped
+    there.  Names the same word whatever address space reaches it (the
+    controlled run's targets, the race detector's shadow words).  Lock-free
+    reads: the caller runs alone (a controlled run) or accepts a hint."""
+    vm = self.vm
+    vpage = vaddr >> self.shift
+    if self.as_slot is None or not 0 <= vpage < self.vpages:
+        return None
+    pte = vm.get(self.pt + 8 * vpage)
+    if not pte:
+        return None
+    desc = (pte >> 2) - 1
+    bslot = _u32.unpack_from(self.buf, vm.o_descs + desc * DESC + D_BLOCK)[0] - 1
+    if bslot < 0:
+        return None
+    bo = vm.o_blocks + bslot * BLOCK_ENTRY
+    first, bid = vm.get(bo + B_FIRST), vm.get(bo + B_ID)
+    return bslot, bid, (desc - first) * self.page_size + (vaddr & (self.page_size - 1))
+
 
 def _walk(self, vaddr, vpage, write, op, arg):
     """(VM lock) One look at the page tables; returns what to do next."""

@@ -158,6 +158,8 @@ def LOAD_BYTES(vaddr, n):
         m = _attach()
     checks.address("LOAD_BYTES", vaddr)
     checks.integer("LOAD_BYTES", "an int byte count n >= 0", n, lo=0)
+    if m.gate is not None and not m.gate.inside:     # a controlled run: the whole call is one step
+        return m.gate.memory_bytes(m, LOAD_BYTES, vaddr, n, False)
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
@@ -242,6 +244,8 @@ def STORE_BYTES(vaddr, data):
     except (TypeError, ValueError):
         raise checks.refused("STORE_BYTES", "bytes-like data (bytes, bytearray, a contiguous memoryview)",
                              data) from None
+    if m.gate is not None and not m.gate.inside:     # a controlled run: the whole call is one step
+        return m.gate.memory_bytes(m, STORE_BYTES, vaddr, data, True)
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
@@ -379,7 +383,8 @@ class MMU:
         self.words = vm.words
         self.epoch_idx = self.epoch_off >> 3
         self.pt = vm.o_pt + 8 * vm.geo.vpages * (self.as_slot or 0)
-        self.caching = vm.shootdown.can_interrupt
+        self.gate = ctx.gate             # a controlled run's gateway (sched/gate.py), or None
+        self.caching = vm.shootdown.can_interrupt and self.gate is None   # controlled: every access is a step
         self.online = False
         self.acked = None
         self.trace = None
@@ -407,6 +412,7 @@ class MMU:
     # --- the slow path -----------------------------------------------------------------
 
     fault = faults.fault  # the slow path (faults.py); its frame is a safe point
+    identity = faults.identity
 
 _FAULT_CODE = faults.fault.__code__
 

@@ -211,6 +211,11 @@ class VirtualMemory:
 
     # --- statistics (lock-free: plain reads, may be a few microseconds apart) ----
 
+    def block_id_of_slot(self, slot):
+        """The id of the block in table slot `slot` (0 when it is free)."""
+        bid = self.get(self.o_blocks + slot * BLOCK_ENTRY)
+        return bid if bid > 0 else 0
+
     def statistics(self):
         g = self.geo
         spaces = []

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 
+from ..context import current
 from ..errors import KernelError, StreamClosed, ThreadFailed
 from ..textbook import ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD
 from .programs import PROGRAMS
@@ -116,47 +117,59 @@ TRACE_KEEP = 60  # events kept from the start and from the end of each stage (th
 
 class Traced:
     """Wraps a stage's buffer end and logs each read (RECEIVE) and write (SEND):
-    (start ns, end ns, "SEND"/"RECEIVE", bytes, fill after).  CLOCK_MONOTONIC is
-    one clock for every process, so the stages' logs merge into one timeline."""
+    (start ns, end ns, "SEND"/"RECEIVE", bytes, fill after, sleeps).  The fill
+    is read from the ring's counters after the call; `sleeps` is how many
+    times the call slept (buffer full or empty): the growth of its side's
+    wait counter during the call, exact since a pipeline's buffer has one
+    sending and one receiving stage.  CLOCK_MONOTONIC is one clock for every
+    process, so the stages' logs merge into one timeline."""
 
     def __init__(self, end, verb, log):
         self.end, self.verb, self.log = end, verb, log
+        self.waits = "send_waits" if verb == "SEND" else "receive_waits"
 
-    def _fill(self):
-        r = getattr(self.end, "_r", None)
-        return r.counters()["fill"] if r is not None else None
+    def _counters(self):
+        b = self.end.buffer
+        try:
+            return current().kernel.buffers.ring(b.slot, b.id).counters()
+        except KernelError:
+            return None
+
+    def _record(self, t0, verb, size, before):
+        t1 = time.monotonic_ns()
+        after = self._counters()
+        fill = after["fill"] if after else None
+        sleeps = after[self.waits] - before[self.waits] if after and before else 0
+        self.log.append((t0, t1, verb, size, fill, sleeps))
 
     def read(self, n=-1):
-        t0 = time.monotonic_ns()
+        before, t0 = self._counters(), time.monotonic_ns()
         data = self.end.read(n)
-        self.log.append((t0, time.monotonic_ns(), "RECEIVE" if data else "end of stream", len(data), self._fill()))
+        self._record(t0, "RECEIVE" if data else "end of stream", len(data), before)
+        return data
+
+    def read_view(self):
+        before, t0 = self._counters(), time.monotonic_ns()
+        data = self.end.read_view()
+        self._record(t0, "RECEIVE" if data else "end of stream", len(data), before)
         return data
 
     def write(self, data):
-        t0 = time.monotonic_ns()
+        before, t0 = self._counters(), time.monotonic_ns()
         try:
             n = self.end.write(data)
         except Exception as e:           # ReaderClosed: nobody reads any more (a broken pipe)
-            self.log.append((t0, time.monotonic_ns(), f"SEND refused ({type(e).__name__})", len(data),
-                             self._fill()))
+            self._record(t0, f"SEND refused ({type(e).__name__})", len(data), before)
             raise
-        self.log.append((t0, time.monotonic_ns(), "SEND", len(data), self._fill()))
+        self._record(t0, "SEND", len(data), before)
         return n
 
-    def read_view(self):
-        t0 = time.monotonic_ns()
-        data = self.end.read_view()
-        self.log.append((t0, time.monotonic_ns(), "RECEIVE" if data else "end of stream", len(data), self._fill()))
-        return data
-
     def send_into(self, size, fill):
-        t0, n = time.monotonic_ns(), 0
-        try:
-            n = self.end.send_into(size, fill)
-            return n
-        finally:
-            if n:
-                self.log.append((t0, time.monotonic_ns(), "SEND", n, self._fill()))
+        before, t0 = self._counters(), time.monotonic_ns()
+        n = self.end.send_into(size, fill)
+        if n:
+            self._record(t0, "SEND", n, before)
+        return n
 
     def flush(self):
         pass
@@ -230,7 +243,6 @@ def _run_external(stage, src, dst, err):
                             cwd=stage.cwd)
     feeder = None
     if stdin is subprocess.PIPE:
-        from ..context import current
         k = current().kernel
         feeder = ALLOCATE_THREAD(_feed, k.address_space, src, proc.stdin.fileno())
         proc.stdin.close()  # the feeder holds its own copy (fork)
@@ -245,7 +257,6 @@ def _run_external(stage, src, dst, err):
             proc.stdout.close()
     status = proc.wait()
     if feeder is not None:
-        from ..context import current
         try:
             current().kernel.join(feeder, timeout=30)
         except (ThreadFailed, TimeoutError, KernelError):

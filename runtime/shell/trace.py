@@ -3,16 +3,18 @@
 Two sources, merged by time (CLOCK_MONOTONIC is one clock for all processes):
 
   * every SEND and RECEIVE of every stage, logged by the stage itself with
-    its start and end time, bytes, and the buffer's fill level after it
-    (exact; a long stream keeps its first and last events);
+    its start and end time, bytes, the buffer's fill level just after it,
+    and how many times it slept because the buffer was full or empty (the
+    growth of the buffer's wait counter during the call); a long stream
+    keeps its first and last events;
   * the stages' thread states (RUNNABLE, RUNNING, WAITING on a full or empty
     buffer, EXITED), sampled by the shell (thread 0) from the thread table,
     lock-free, the way `vos top` reads it.  Sampling cannot see a state that
-    lasts less than its period; a SEND or RECEIVE that took long shows the
-    wait in its duration.
+    lasts less than its period; a call that slept says so in its own line.
 
-The summary counters (switches, waits, peak fill) are exact: the runtime
-keeps them."""
+The summary counters (switches, waits, peak fill) are the runtime's own.
+The peak fill is measured by the sender just after each publish
+(buffer_ring.Ring._peak), so no fill a SEND line shows exceeds it."""
 
 import time
 
@@ -38,6 +40,8 @@ class Tracer:
         names = dict(zip(self.pipeline.tids, self.pipeline.names))
         threads = [r for r in self.kernel.thread_info() if r["tid"] in names]
         for r in threads:
+            if r["state"] == "WAITING" and not r["waits_for"]:
+                continue  # woken, on its way out of the wait: its next state follows
             key = ("t", r["tid"])
             state = r["state"] + (f" on {self._wait_words(r['waits_for'])}" if r["waits_for"] else "")
             if self._last.get(key) != state:
@@ -70,11 +74,14 @@ class Tracer:
         events = list(self.events)
         for tid, log in self.pipeline.logs.items():
             who = f"thread {tid} ({names.get(tid, '?')})"
-            for start, end, verb, size, fill in log:
+            for start, end, verb, size, fill, sleeps in log:
                 took = (end - start) / 1e3
                 what = f"{verb} {size} B" if verb != "end of stream" else "RECEIVE: end of stream"
                 if fill is not None:
-                    what += f", then {fill} msgs in the buffer"
-                what += f"  (took {took:.0f} µs)" if took < 1000 else f"  (took {took / 1e3:.1f} ms: it waited)"
-                events.append(((end - self.t0_ns) / 1e6, who, what))
+                    what += f", then {fill} message{'' if fill == 1 else 's'} in the buffer"
+                what += f"  (took {took:.0f} µs" if took < 1000 else f"  (took {took / 1e3:.1f} ms"
+                if sleeps:
+                    why = "full" if verb.startswith("SEND") else "empty"
+                    what += f"; slept {'once' if sleeps == 1 else f'{sleeps} times'}: buffer {why}"
+                events.append(((end - self.t0_ns) / 1e6, who, what + ")"))
         return sorted(events, key=lambda e: e[0])

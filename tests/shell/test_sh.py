@@ -160,7 +160,7 @@ def test_trace_shows_each_stage_its_states_and_the_buffer_traffic(tree):
     assert out.returncode == 0
     assert "cse101.txt" in text and "notes.txt" not in text
     assert "(ls -la)" in text and "(grep cse)" in text          # the two stage threads
-    assert "SEND" in text and "RECEIVE" in text and "msgs in the buffer" in text
+    assert "SEND" in text and "RECEIVE" in text and "in the buffer" in text
     assert "RECEIVE: end of stream" in text                     # ls exited, its end closed
     assert "ls -la | grep cse" in text                          # the buffer between the two stages
     assert text.count("EXITED") >= 2
@@ -171,3 +171,34 @@ def test_trace_shows_the_refused_send_and_every_stage_status(tree):
     assert "SEND refused (ReaderClosed)" in text
     assert "141 (broken pipe)" in text                          # yes, ended by the closed pipe
     assert "exit status of the pipeline: 0" in text             # head's, the shell's $?
+
+
+def test_the_trace_never_contradicts_its_own_buffer_table(tree):
+    """The newcomer's report: "SEND 348 B, then 1 msgs in the buffer" beside
+    "peak fill 0/16", and "RUNNING on receive from buffer 1" (run twice: the
+    first came in two runs of three)."""
+    import re
+    for _ in range(2):
+        text = vos_trace("ls -la | grep cse", tree).stdout.decode()
+        fills = [int(n) for n in re.findall(r"then (\d+) messages? in the buffer", text)]
+        row = re.search(r"│ 1 +│ ls -la \| grep cse │ +\d+ +│ +\d+ +│ +(\d+)/16 +│ +(\d+) +│ +(\d+) +│", text)
+        assert fills and row, text
+        peak, send_waits, receive_waits = map(int, row.groups())
+        assert max(fills) <= peak
+        assert "RUNNING on" not in text and "RUNNABLE on" not in text
+        slept = [m.groups() for m in re.finditer(r"│ (SEND|RECEIVE)[^│]*slept (once|\d+ times)", text)]
+        assert sum(1 if n == "once" else int(n.split()[0]) for v, n in slept if v == "SEND") == send_waits
+        assert sum(1 if n == "once" else int(n.split()[0]) for v, n in slept if v == "RECEIVE") == receive_waits
+
+
+def test_the_readmes_example_lists_the_bundled_course_directory():
+    """The README's `vos sh -c "ls -la demos/course | grep cse"`, from the root
+    of a clone: the four course files with cse in their names (it used to
+    be `ls -la | grep cse`, which printed nothing in a fresh clone)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        assert 'vos sh -c "ls -la demos/course | grep cse"' in f.read()
+    out = vos_sh("ls -la demos/course | grep cse", root)
+    assert out.returncode == 0, out.stderr
+    names = sorted(line.split()[-1] for line in out.stdout.decode().splitlines())
+    assert names == ["cse101-syllabus.txt", "cse202-pipes.md", "lab3-cse.txt", "notes-cse-midterm.txt"]
