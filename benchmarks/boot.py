@@ -1,6 +1,9 @@
 """`vos bench boot`: the cost of a thread, and of the clock interrupt.
 
 Rows:
+  * ALLOCATE_THREAD + join from the pool (Kernel(pool=N), warm: the VPs
+    wait for their next thread) vs bare multiprocessing.Process start +
+    join.  Goal: at least 10x faster.
   * ALLOCATE_THREAD + join of 1, 16 and 64 threads vs bare
     multiprocessing.Process start + join of as many (same start method).
     Goal: at most 1.5x the bare cost (ratio >= 0.67).
@@ -102,8 +105,21 @@ def _vos_work(n, copies, processors):
         return time.perf_counter() - t0
 
 
+def _pooled(k, n, reps):
+    for _ in range(reps):
+        _vos_start_join(k, n)
+
+
 def main(console, quick=False, runs=5):
     rows = []
+    reps = 20 if quick else 100
+    for n in (1, 4):
+        with Kernel(pool=max(2, n)) as k:
+            k.pool.settle()
+            vos = median_time(lambda: _pooled(k, n, reps), runs) / reps
+        bare = median_time(lambda: _bare_start_join(n), runs)
+        rows.append(Row(f"ALLOCATE_THREAD+join x{n}, from the pool", "s", vos, "mp.Process start+join", bare,
+                        higher_is_better=False, goal=10, note=f"Kernel(pool={max(2, n)}), warm"))
     with Kernel() as k:
         for n in (1, 16, 64):
             if quick and n == 64:

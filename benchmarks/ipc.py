@@ -18,6 +18,8 @@ start).  Process start-up is outside the measurement.  Each figure is the
 median of `runs` repetitions; ratio = vos / peer (> 1: vos is ahead).
 
 Rows: 1 -> 1 and 4 -> 4 producers -> consumers at 64 B, 4 KiB and 64 KiB;
+4 -> 4 at 64 B through a bundle of 4 buffers (aggregation, runtime/bundle.py:
+the same slots and bytes in all) against one buffer and os.pipe;
 64 B batched (send_many / receive_many, 64 a call); 64 KiB zero-copy
 (receive_view: the consumer reads the message where it lies); a 64 B
 ping-pong round trip; the floor (_BareRing: a ring with nothing but the data
@@ -36,6 +38,7 @@ import time
 from functools import partial
 
 from runtime import Kernel
+from runtime.bundle import ALLOCATE_BUNDLE
 from runtime.errors import EndOfStream
 from runtime.textbook import ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD
 
@@ -53,6 +56,7 @@ COUNTS = {64: 400_000, 4096: 100_000, 65536: 20_000}
 QUICK_COUNTS = {64: 60_000, 4096: 20_000, 65536: 4_000}
 BATCH = 64
 SLOTS, CAPACITY = 16384, 1 << 20
+BUNDLE = 4
 _mp = multiprocessing.get_context("fork")
 _PEER_TIMEOUT = 300.0
 _now = time.perf_counter
@@ -153,6 +157,48 @@ def _vos_run(k, producers, consumers, n, size, mode="single"):
     results = [k.join(t, timeout=300) for t in tids]
     for t in ptids:
         k.join(t, timeout=300)
+    b.deallocate()
+    go.deallocate()
+    return _rates(t0, results)
+
+
+def _bundle_producer(go, b, n, size):
+    m = _payload(size)
+    go.receive()
+    send = b.send
+    for _ in range(n):
+        send(m)
+    return n
+
+
+def _bundle_consumer(go, b):
+    go.receive()
+    count = nbytes = 0
+    receive = b.receive
+    try:
+        while True:
+            nbytes += len(receive())
+            count += 1
+    except EndOfStream:
+        pass
+    return _now(), count, nbytes
+
+
+def _bundle_run(k, producers, consumers, n, size, members=BUNDLE):
+    """The same stream through a bundle of `members` buffers holding the same
+    slots and bytes in all as the one buffer of _vos_run."""
+    b = ALLOCATE_BUNDLE(members, SLOTS // members, capacity=CAPACITY // members)
+    go = ALLOCATE_BOUNDED_BUFFER(producers + consumers)
+    tids = [ALLOCATE_THREAD(_bundle_consumer, k.address_space, go, b) for _ in range(consumers)]
+    ptids = [ALLOCATE_THREAD(_bundle_producer, k.address_space, go, b, n // producers, size)
+             for _ in range(producers)]
+    _wait_all_waiting(k, tids + ptids, f"receive {go.id}")
+    t0 = _now()
+    go.send_many([b""] * (producers + consumers))
+    for t in ptids:
+        k.join(t, timeout=300)
+    b.close()                                   # end of stream: the consumers drain every member, then stop
+    results = [k.join(t, timeout=300) for t in tids]
     b.deallocate()
     go.deallocate()
     return _rates(t0, results)
@@ -514,6 +560,12 @@ def main(console, quick=False, runs=5):
                     rows.append(_row(case, size, vos, name, peer, producers == 1 and _goal(size, name)))
                     seen[producers, size, name] = peer
                 seen[producers, size, "vos"] = vos
+        # aggregation: the 4->4 64 B stream through a bundle of 4 buffers (runtime/bundle.py)
+        n = counts[64] // 2
+        bundle = _median_rates(lambda: _bundle_run(k, 4, 4, n, 64), runs)
+        rows.append(_row(f"4->4 64 B, bundle of {BUNDLE}", 64, bundle, "vos, one buffer", seen[4, 64, "vos"],
+                         None, "聚合: the same slots in 4 members"))
+        rows.append(_row(f"4->4 64 B, bundle of {BUNDLE}", 64, bundle, "os.pipe", seen[4, 64, "os.pipe"], None))
         # batched and zero-copy
         n = counts[64] * 2
         vos = _median_rates(lambda: _vos_run(k, 1, 1, n, 64, "batch"), runs)

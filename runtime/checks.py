@@ -183,6 +183,7 @@ _SETTINGS = {
     "max_buffers": _count(1),
     "buffer_bias": _flag,
     "buffer_malloc_tuning": _flag,
+    "pool": _count(0, 64),
 }
 
 

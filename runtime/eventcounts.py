@@ -64,6 +64,7 @@ Section layout (part "eventcounts", in the main arena; little-endian words):
 
 import dataclasses
 import os
+from array import array
 import struct
 import time
 
@@ -257,6 +258,17 @@ class EventcountTable:
 
     def shutdown(self):
         self._q.release()
+
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart) As at boot."""
+        self._q[:] = array("q", bytes(len(self._q) * 8))
+        self.boot()
+        self.forget()
+
+    def forget(self):
+        """Drop this process's caches of the table (a pool VP between threads)."""
+        for ptrs in self._ptrs.values():
+            ptrs[:] = [None] * len(ptrs)
 
     # --- addressing ----------------------------------------------------------
 

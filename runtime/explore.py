@@ -30,10 +30,10 @@ was explored, never "correct".
 import dataclasses
 import time
 
-from .errors import KernelError
 from .kernel import Kernel
 from .sched import Schedule
 from .sched.gate import Paused, Pruned
+from .sched.trace import read_raw, read_trace
 
 SEEDS = tuple(range(1, 1 + 10_000))          # the fixed seed list of the sampling strategies
 
@@ -84,31 +84,70 @@ class Result:
 
 # --- one run -------------------------------------------------------------------------------
 
+# A program explored gets a small machine unless it asks for more (options=, or
+# KERNEL = {...} in its file): a restart then has little to clear.
+SMALL = dict(frames=32, max_threads=16, max_address_spaces=8, address_space_pages=1024, swap_pages=64,
+             max_locks=64, max_eventcounts=64, max_buffers=16, pool=4)
+
+
 @dataclasses.dataclass
 class Run:
     error: BaseException | None
-    trace: list
-    token: str
+    steps: list                # (tid, enabled, sleep, preempted) per step: what the search needs
+    trace: list = None         # Steps, for a failure
+    token: str = None
     pruned: bool = False
 
 
+class Machine:
+    """One controlled kernel (and its pool of VPs) for many runs: each run
+    begins with Kernel.restart, so no arena and no process is made again."""
+
+    def __init__(self, program, options=None):
+        self.program = program
+        self.options = {**SMALL, **(options or {})}
+        self.kernel = None
+
+    def run(self, schedule, full=False):
+        """program(k) under one schedule.  full: keep its Steps and token too."""
+        k = self.kernel
+        if k is None:
+            k = self.kernel = Kernel(schedule=schedule, **self.options)
+            k.boot()
+            k.program = _name_of(self.program)
+        else:
+            k.restart(schedule)
+        error, pruned = None, False
+        try:
+            self.program(k)
+        except Pruned:
+            pruned = True
+        except (Paused, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - any error of the program is its verdict
+            error = e
+        r = Run(error, read_raw(k), pruned=pruned)
+        if full or error is not None:
+            r.trace, r.token = read_trace(k), k.token
+        return r
+
+    def close(self):
+        if self.kernel is not None:
+            self.kernel.shutdown()
+            self.kernel = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def run_once(program, schedule, options=None):
-    """program(k) under one schedule, in a fresh controlled kernel."""
-    options = dict(options or {})
-    error = None
-    pruned = False
-    k = Kernel(schedule=schedule, **options)
-    try:
-        with k:
-            k.program = _name_of(program)
-            program(k)
-    except Pruned:
-        pruned = True
-    except Paused:
-        raise
-    except Exception as e:  # noqa: BLE001 - any error of the program is its verdict
-        error = e
-    return Run(error, k.trace(), k.token, pruned)
+    """program(k) under one schedule, in a fresh controlled kernel (with its
+    Steps and token)."""
+    with Machine(program, options) as m:
+        return m.run(schedule, full=True)
 
 
 def _name_of(program):
@@ -133,25 +172,26 @@ class _Node:
     __slots__ = ("enabled", "chosen", "sleep", "done", "preempts", "current")
 
     def __init__(self, step, prev):
-        self.enabled = step.enabled
-        self.chosen = step.tid
-        self.sleep = set(step.sleep)
-        self.done = {step.tid}
-        self.current = prev if prev in step.enabled else None    # who would run on without a preemption
+        tid, enabled, sleep, _pre, ongoing = step
+        self.enabled = enabled
+        self.chosen = tid
+        self.sleep = set(sleep)
+        self.done = {tid}
+        self.current = prev if ongoing else None    # who would run on without a preemption (not after YIELD)
         self.preempts = 0
 
 
-def _path(trace, nodes):
+def _path(steps, nodes):
     """Extend the node stack with the steps of a run beyond it."""
     prev = nodes[-1].chosen if nodes else None
     total = sum(1 for n in nodes if n.current is not None and n.chosen != n.current)
-    for step in trace[len(nodes):]:
+    for step in steps[len(nodes):]:
         node = _Node(step, prev)
         node.preempts = total
         if node.current is not None and node.chosen != node.current:
             total += 1
         nodes.append(node)
-        prev = step.tid
+        prev = step[0]
 
 
 def _backtrack(nodes, bound):
@@ -189,6 +229,12 @@ def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions
     options = dict(options or {})
     if races:
         options["races"] = True
+    with Machine(program, options) as machine:
+        return _explore(machine, program, strategy, seconds, runs, preemptions, seed, corpus, options, shrink,
+                        progress)
+
+
+def _explore(machine, program, strategy, seconds, runs, preemptions, seed, corpus, options, shrink, progress):
     res = Result()
     t0 = time.monotonic()
     deadline = t0 + seconds if seconds is not None else None
@@ -199,14 +245,14 @@ def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions
         return deadline is None or time.monotonic() < deadline
 
     def one(schedule, label):
-        r = run_once(program, schedule, options)
+        r = machine.run(schedule)
         res.runs += 1
         res.by_strategy[label] = res.by_strategy.get(label, 0) + 1
         res.pruned += r.pruned
         res.seconds = time.monotonic() - t0
         if r.error is not None:
             f = Failure(_describe(r.error), type(r.error).__name__, r.token, r.trace,
-                        sum(s.preempted for s in r.trace), label, res.runs)
+                        sum(s[3] for s in r.steps), label, res.runs)
             res.failures.append(f)
             res.ok = False
         if progress is not None:
@@ -219,20 +265,20 @@ def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions
             break
         one(token, "corpus")
         if not res.ok:
-            return _finish(res, program, options, shrink, t0)
+            return _finish(res, machine, shrink, t0)
     # 2. bounded exhaustive search
     if strategy in ("portfolio", "exhaustive"):
         for bound in range(0, preemptions + 1):
-            finished = _dfs(program, bound, one, budget_left, seed)
+            finished = _dfs(bound, one, budget_left, seed)
             if not res.ok:
-                return _finish(res, program, options, shrink, t0)
+                return _finish(res, machine, shrink, t0)
             if not finished:
                 break
             res.bound, res.exhausted = bound, bound == preemptions
     # 3. sampling
     if strategy in ("portfolio", "pct", "random"):
         kinds = {"portfolio": ("pct", "random"), "pct": ("pct",), "random": ("random",)}[strategy]
-        horizon = max([len(f.trace) for f in res.failures] + [_length(program, options), 10])
+        horizon = max(len(machine.run(Schedule("rr")).steps), 10)
         i = 0
         while budget_left() and i < len(SEEDS):
             s = SEEDS[(seed + i) % len(SEEDS)]
@@ -243,16 +289,16 @@ def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions
                     for depth in (2, 3):
                         one(Schedule("pct", s, depth=depth, horizon=horizon), f"pct d={depth}")
                         if not res.ok:
-                            return _finish(res, program, options, shrink, t0)
+                            return _finish(res, machine, shrink, t0)
                 else:
                     one(Schedule("random", s), "random")
                     if not res.ok:
-                        return _finish(res, program, options, shrink, t0)
+                        return _finish(res, machine, shrink, t0)
             i += 1
-    return _finish(res, program, options, shrink, t0)
+    return _finish(res, machine, shrink, t0)
 
 
-def _dfs(program, bound, one, budget_left, seed):
+def _dfs(bound, one, budget_left, seed):
     """The bounded exhaustive search at `bound` preemptions.  True when it finished."""
     nodes = []
     schedule = Schedule("prefix", seed)
@@ -263,7 +309,7 @@ def _dfs(program, bound, one, budget_left, seed):
         r = one(schedule, label)
         if r.error is not None:
             return False
-        _path(r.trace, nodes)
+        _path(r.steps, nodes)
         nxt = _backtrack(nodes, bound)
         if nxt is None:
             return True
@@ -271,24 +317,16 @@ def _dfs(program, bound, one, budget_left, seed):
         schedule = Schedule("prefix", seed, choices=tuple(choices), sleep_at=at, sleep_add=sleep_add)
 
 
-def _length(program, options):
-    """Steps of one plain run (PCT draws its change points from them)."""
-    try:
-        return len(run_once(program, Schedule("rr"), options).trace)
-    except KernelError:
-        return 100
-
-
-def _finish(res, program, options, shrink, t0):
+def _finish(res, machine, shrink, t0):
     if shrink and res.failures:
-        res.failures[0] = shrink_failure(program, res.failures[0], options)
+        res.failures[0] = shrink_failure(machine, res.failures[0])
     res.seconds = time.monotonic() - t0
     return res
 
 
 # --- shrinking ---------------------------------------------------------------------------
 
-def shrink_failure(program, failure, options=None, max_runs=200):
+def shrink_failure(machine, failure, max_runs=200):
     """A failure with as few preemptions as this can find: cut the schedule
     before each of its preemptions in turn (the rest runs without
     preempting); keep every cut that still fails the same way."""
@@ -300,7 +338,7 @@ def shrink_failure(program, failure, options=None, max_runs=200):
         points = [s.index for s in best.trace if s.preempted]
         for at in reversed(points):
             choices = tuple(s.tid for s in best.trace[:at])
-            r = run_once(program, Schedule("prefix", 0, choices=choices), options)
+            r = machine.run(Schedule("prefix", 0, choices=choices))
             runs += 1
             if r.error is not None and type(r.error).__name__ == best.kind:
                 p = sum(s.preempted for s in r.trace)
@@ -311,4 +349,4 @@ def shrink_failure(program, failure, options=None, max_runs=200):
     return best
 
 
-__all__ = ["explore", "run_once", "shrink_failure", "Result", "Failure", "SEEDS"]
+__all__ = ["explore", "run_once", "shrink_failure", "Machine", "Result", "Failure", "SEEDS"]

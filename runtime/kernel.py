@@ -39,6 +39,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 
 from . import atomics, checks
 from .arena import Arena, Layout, new_name
@@ -46,11 +47,13 @@ from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
 from .processors import Processors
 from .bounded_buffer import Buffers
+from .bundle import Bundles
 from .eventcounts import EventcountTable
 from .locks import LockTable
 from .memory.vm import VirtualMemory
+from .pool import Pool, pool_main
 from .thread_manager import ThreadManager, wait_pid_exit
-from .threads import ThreadTable, pid_alive
+from .threads import DONE, ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
 from . import sched
 from .sched import board, strategies, wiring
@@ -74,6 +77,8 @@ PARTS = [
     ("locks", LockTable),
     ("eventcounts", EventcountTable),
     ("buffers", Buffers),
+    ("bundles", Bundles),
+    ("pool", Pool),
 ]
 
 
@@ -98,6 +103,9 @@ PART_SETTINGS = {
     "max_buffers": (256, "bounded-buffer table size"),
     "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
     "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
+    "max_bundles": (8, "bundle table size (bundle.py: ALLOCATE_BUNDLE)"),
+    "bundle_senders": (64, "sending threads a bundle can number over its life (bundle.py)"),
+    "pool": (0, "idle VPs kept ready for ALLOCATE_THREAD (pool.py); 0: a process is forked per thread"),
     # set by Kernel(schedule=..., max_steps=...), not given directly:
     "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
     "max_steps": (None, "a controlled run's step budget (StepLimit beyond it)"),
@@ -272,6 +280,19 @@ class Kernel:
         vp_main(kernel, tid, procedure, args)
 
     @classmethod
+    def pool_spawned(cls, handle, entry, work):
+        """Entry of a pool VP started by spawn/forkserver (pool.py)."""
+        try:
+            kernel = cls.attach(handle)
+        except FileNotFoundError:
+            os._exit(70)
+        pool_main(kernel, entry, pickle.loads(work) if work is not None else None)
+
+    def kernel_pid(self):
+        """The kernel process's pid (from the arena header; any process)."""
+        return _i64.unpack_from(self.arena.buf, H_PID)[0]
+
+    @classmethod
     def attach_by_name(cls, name):
         """A read-mostly view of the kernel whose main arena is `name`, from any
         process (the monitor).  FileNotFoundError if it is gone."""
@@ -338,6 +359,7 @@ class Kernel:
             self.threads.install_boot_thread(os.getpid(), self.address_space)
             if self.sched is not None:
                 self._boot_controlled()
+            self.pool.warm()
             Context(self, 0).install()
             _set_subreaper(True)
             if threading.current_thread() is threading.main_thread():
@@ -346,7 +368,7 @@ class Kernel:
             self._teardown()
             raise
 
-    def _boot_controlled(self):
+    def _boot_controlled(self, pin=True):
         """The board of a controlled run: strategy, choices, thread 0 holding
         the baton; every VP pinned with this process to one core."""
         s, b = self._schedule, self.sched
@@ -355,16 +377,76 @@ class Kernel:
         b.put(board.H_SLEEP_AT, s.sleep_at)
         b.put(board.H_SLEEP_ADD, sum(1 << (t % self.config.max_threads) for t in s.sleep_add))
         b.put(board.H_ABORT_SLOT, -1)
-        b.put(board.H_RUN, 1)
+        b.put(board.H_RUN, b.get(board.H_RUN) + 1)
         b.set_prefix(list(s.choices))
         b.set_rec(0, board.R_TURN, 1)
         b.set_rec(0, board.R_FLAGS, board.STARTED)
-        if s.strategy == "replay" and s.files:
-            self.sched_check = FileCheck(dict(s.files))
-        if hasattr(os, "sched_setaffinity"):
+        self.sched_check = FileCheck(dict(s.files)) if s.strategy == "replay" and s.files else None
+        if pin and hasattr(os, "sched_setaffinity"):
             self._affinity = os.sched_getaffinity(0)
             cpus = sorted(self._affinity)
             os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})   # the VPs inherit it
+
+    def restart(self, schedule=None, seed=None):
+        """Begin a new controlled run on this machine (thread 0, kernel
+        process, at the end of a run): every thread of the last run is
+        recycled -- a pool VP goes back to its pool, any other VP ends --,
+        every table is as at boot, and the board holds the new schedule.
+        The explorer's fast path: no arena, no process is made again."""
+        if self.sched is None:
+            raise KernelError("restart() begins a new controlled run: boot the Kernel with schedule=...")
+        if self._owner_pid != os.getpid() or current_or_none() is None or current_or_none().tid != 0:
+            raise KernelError("restart() is for thread 0 of the kernel, between runs")
+        if schedule is not None:
+            self._schedule = sched.parse(schedule, seed)
+        self._recycle()
+        self.threads.reset()
+        self.processors.boot()
+        for part in self.parts:
+            if hasattr(part, "reset"):
+                part.reset()
+        self.threads.install_boot_thread(os.getpid(), self.address_space)
+        self.sched.reset()
+        self._boot_controlled(pin=False)
+        ctx = current_or_none()
+        ctx.gate.inside = False
+
+    def _recycle(self, timeout=2.0):
+        """Every VP of the run leaves its gate (Recycle) and goes back to its
+        pool or ends; what has not within `timeout` is killed."""
+        b = self.sched
+        b.put(board.H_ABORT, board.ABORT_RECYCLE)
+        live = [(slot, tid, pid) for slot, tid, pid, st in self.threads.live_slots()
+                if slot != 0 and pid > 0 and st not in DONE]       # (ended threads' VPs need nothing)
+        if not live:
+            return
+        for slot, _tid, _pid in live:
+            atomics.store(b.turn_addr(slot), 1)
+            atomics.futex_wake(b.turn_addr(slot), 1)
+        pooled = set(self.pool.pids())
+        deadline = time.monotonic() + timeout
+        for _slot, tid, pid in live:
+            proc = self.thread_manager._procs.pop(tid, None)
+            if pid in pooled:
+                continue
+            if proc is not None:
+                proc.join(max(0.0, deadline - time.monotonic()))
+            else:
+                wait_pid_exit(pid, max(0.0, deadline - time.monotonic()))
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_pid_exit(pid, 5)
+                _reap(pid)
+        if not self.pool.settle(max(0.1, deadline - time.monotonic())):
+            for pid in self.pool.pids():                  # stuck in the program's own code: replaced later
+                if self.pool_busy(pid):
+                    os.kill(pid, signal.SIGKILL)
+            self.pool.sweep()
+
+    def pool_busy(self, pid):
+        from .pool import E_PID, E_STATE, IDLE
+        return any(self.pool.get(e, E_PID) == pid and self.pool.get(e, E_STATE) != IDLE
+                   for e in range(self.pool.capacity))
 
     def shutdown(self):
         """End every VP, remove every segment and swap file.  Idempotent."""
@@ -525,11 +607,13 @@ class Kernel:
             site = b.site(b.step_words(i)[5])
             if site:
                 files.add(site.rpartition(":")[0])
-        options = {k: v for k, v in (("page_size", self.config.page_size), ("frames", self.config.frames),
-                                     ("max_threads", self.config.max_threads),
-                                     ("max_steps", self.config.get("max_steps")))
+        c = self.config
+        options = {k: v for k, v in (("page_size", c.page_size), ("frames", c.frames),
+                                     ("max_threads", c.max_threads), ("max_steps", c.get("max_steps")))
                    if v != {"page_size": 4096, "frames": 256, "max_threads": 64,
                             "max_steps": sched.DEFAULT_MAX_STEPS}[k]}
+        options.update((k, v) for k, v in c.extra                 # the machine's shape, for `vos replay`
+                       if k not in ("schedule", "max_steps", "pool") and v != PART_SETTINGS[k][0])
         return make_token(chosen, files, options, getattr(self, "program", None))
 
     def thread_info(self):

@@ -68,6 +68,7 @@ nothing while it holds it; so it can close no cycle.
 
 import dataclasses
 import struct
+from array import array
 from contextlib import contextmanager
 
 from . import atomics
@@ -249,6 +250,17 @@ class LockTable:
 
     def shutdown(self):
         self._q.release()
+
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart) As at boot."""
+        self._q[:] = array("q", bytes(len(self._q) * 8))
+        self.boot()
+        self.forget()
+
+    def forget(self):
+        """Drop this process's caches of the table (a pool VP between threads)."""
+        self._fast = [None] * (self.capacity + 1)
+        self._mine_tid = None
 
     # --- addressing ----------------------------------------------------------
 

@@ -33,8 +33,8 @@ import time
 from . import atomics, checks
 from .context import current
 from .errors import KernelError, NotPicklable, OutOfResources, ThreadFailed
-from .threads import (DESTROYED, DONE, DYING, EXCEPTION, FAULTED, FLAG_DESTROY, FREE, LIVE, O_FLAGS, O_PID,
-                      O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
+from .threads import (DESTROYED, DONE, DYING, EXCEPTION, FAULTED, FLAG_DESTROY, FLAG_POOLED, FREE, LIVE, O_FLAGS,
+                      O_PID, O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
 from .vp import exit_process, vp_main
 
 
@@ -73,6 +73,8 @@ class ThreadManager:
         name = getattr(procedure, "__qualname__", None) or getattr(procedure, "__name__", None) or type(procedure).__name__
         tid = self.threads.reserve(name, as_id, ctx.tid)
         self._reap_finished()
+        if k.pool.capacity and self._pooled(tid, procedure, args, ctx):
+            return tid
         mp = k.mp_context()
         if payload is None:
             proc = mp.Process(target=vp_main, args=(k, tid, procedure, args), name=f"vos-vp-{tid}")
@@ -86,6 +88,24 @@ class ThreadManager:
         self.threads.put64(self.threads.off(tid, O_PID), proc.pid)
         self._procs[tid] = proc
         return tid
+
+    def _pooled(self, tid, procedure, args, ctx):
+        """Start thread tid in a pool VP (pool.py): an idle one, or, from the
+        kernel process, a new one.  False: fork a plain VP instead."""
+        k = self.kernel
+        t = self.threads
+        pid = k.pool.hand_over(tid, procedure, args, ctx.tid)
+        reused = pid is not None
+        if pid is None and os.getpid() == k.kernel_pid():
+            started = k.pool.start_vp((tid, procedure, args))      # a fresh fork, that stays in the pool
+            pid = started[0].pid if started else None
+        if pid is None:
+            return False
+        o = t.off(tid)
+        t.put64(o + O_PID, pid)
+        if reused:                                                  # `started`: "pool" in thread_info
+            atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_POOLED)
+        return True
 
     def _reap_finished(self):
         """Reap the zombies of threads that someone else joined.  Joined threads
@@ -171,6 +191,7 @@ class ThreadManager:
             raise KernelError("thread 0 is the boot program: leave the `with Kernel` block to end it")
         if tid == ctx.tid:
             self.end_self(("failed", "Destroyed", f"thread {tid} destroyed itself", ""), FAULTED, DESTROYED)
+            exit_process(0)
         if t.get32(o + O_STATE) in DONE + (DYING,):
             return
         atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_DESTROY)
@@ -208,7 +229,9 @@ class ThreadManager:
         t.finish(tid, FAULTED, reason)
 
     def end_self(self, payload, state, reason):
-        """The calling VP's own death: status, hooks, processor, publish.  Does not return."""
+        """The calling VP's own death: status, hooks, processor, publish.
+        Returns; the VP's process then ends (vp.vp_main) or goes back to
+        its pool (pool.py)."""
         k = self.kernel
         ctx = current()
         ctx.disarm_clock()
@@ -228,7 +251,6 @@ class ThreadManager:
         if ctx.gate is not None:         # a controlled run: the EXIT step is done; hand the baton on
             ctx.gate.done()
             ctx.gate.depart()
-        exit_process(0)
 
 
 def wait_pid_exit(pid, timeout):

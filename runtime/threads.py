@@ -92,6 +92,7 @@ WAIT_PROCESSOR, WAIT_JOIN, WAIT_LOCK, WAIT_EVENTCOUNT, WAIT_SEND, WAIT_RECEIVE, 
 
 FLAG_DESTROY = 1  # someone asked for this thread's death
 FLAG_ON_CPU = 2   # the thread holds a processor (processors= limit only)
+FLAG_POOLED = 4   # the thread runs in a pool VP (pool.py), not a process forked for it
 
 O_STATE, O_WAKE, O_TID, O_PID, O_AS, O_PARENT = 0, 4, 8, 16, 24, 32
 O_WAIT_KIND, O_REASON, O_WAIT_OBJ, O_WAIT_VALUE = 40, 44, 48, 56
@@ -161,6 +162,15 @@ class ThreadTable:
         self.put64(o + O_STARTED, time.time_ns())
         self._put_name(o, "boot")
         self.put32(o + O_STATE, RUNNING)
+
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart)
+        Every entry but thread 0's is FREE and ids count from 1 again."""
+        self.buf[self.base + ENTRY_SIZE:self.base + ENTRY_SIZE * self.n] = bytes(ENTRY_SIZE * (self.n - 1))
+        atomics.store(self.a_last, 0)
+        o = self.slot_off(0)
+        for f in (O_RUN, O_VOL, O_INVOL, O_FAULTS):
+            self.put64(o + f, 0)
 
     def reserve(self, name, as_id, parent):
         """Claim a free slot for a new thread; returns its tid.  Any process.
@@ -299,7 +309,8 @@ class ThreadTable:
                 tid=tid, pid=pid, state=STATE_NAMES[state], name=name.rstrip(b"\0").decode("utf-8", "replace"),
                 address_space=as_id, parent=parent, waits_for=describe_wait(wait_kind, wait_obj, wait_value),
                 reason=REASON_NAMES.get(reason, ""), run_ms=run_ns / 1e6, voluntary=vol, involuntary=invol,
-                faults=faults, on_cpu=bool(flags & FLAG_ON_CPU), ticket=ticket, started_ns=started))
+                faults=faults, on_cpu=bool(flags & FLAG_ON_CPU), ticket=ticket, started_ns=started,
+                started="pool" if flags & FLAG_POOLED else "fork"))
         return rows
 
     def _check_invariants(self):

@@ -23,6 +23,7 @@ import traceback
 
 from .context import Context
 from .errors import MemoryFault
+from .sched.gate import Recycle
 from .sched.ops import EXIT as EXIT_OP, THREAD, target
 from .threads import EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY, O_FLAGS, O_PID, REASON_NAMES
 
@@ -43,15 +44,31 @@ def vp_main(kernel, tid, procedure, args):
     """Run one thread in this (new) process.  Does not return."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
     kernel.enter_vp()
+    run_thread(kernel, tid, procedure, args)
+    exit_process(0)
+
+
+def run_thread(kernel, tid, procedure, args, pooled=False):
+    """Be thread tid in this process until it ends: Context, processor,
+    clock, the procedure, then its death (status, hooks, EXITED).  Returns
+    when it has ended (a pooled VP then goes back to its pool, pool.py)."""
     ctx = Context(kernel, tid).install()
     t = kernel.threads
     o = t.off(tid)
     t.put64(o + O_PID, os.getpid())
-    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not kernel.alive():
-        os._exit(0)  # destroyed before it ran: the destroyer buries it
+    if t.get32(o + O_FLAGS) & FLAG_DESTROY or not (pooled or kernel.alive()):   # (a pool VP dies with the
+        os._exit(0)  # destroyed before it ran: the destroyer buries it             # kernel: PR_SET_PDEATHSIG)
     ctx.take_processor()
     ctx.arm_clock()
     gate = ctx.gate                 # a controlled run: wait to be chosen (sched/gate.py)
+    try:
+        _run(kernel, ctx, tid, procedure, args, gate)
+    except Recycle:                 # the controlled run was abandoned; the kernel resets the tables
+        ctx.disarm_clock()
+    ctx.uninstall()
+
+
+def _run(kernel, ctx, tid, procedure, args, gate):
     if gate is not None:
         gate.start()
     try:
@@ -59,6 +76,8 @@ def vp_main(kernel, tid, procedure, args):
         payload, state, reason = ("exit", status), EXITED, EXIT
     except ThreadExit as e:
         payload, state, reason = ("exit", e.status), EXITED, EXIT
+    except Recycle:
+        raise
     except BaseException as e:  # noqa: BLE001 - an uncaught exception ends only this thread
         ctx.disarm_clock()
         tb = traceback.format_exc()
@@ -84,4 +103,4 @@ def exit_process(code):
     os._exit(code)
 
 
-__all__ = ["ThreadExit", "vp_main", "exit_process"]
+__all__ = ["ThreadExit", "vp_main", "run_thread", "exit_process"]

@@ -32,6 +32,7 @@ import pytest
 import runtime
 from runtime import Kernel
 from runtime.bounded_buffer import BoundedBuffer, BufferReader
+from runtime.bundle import ALLOCATE_BUNDLE, DEALLOCATE_BUNDLE, Bundle
 from runtime.context import current
 from runtime.errors import Hang, KernelError, StepLimit, WouldBlock
 from runtime.eventcounts import Eventcount, Sequencer
@@ -84,7 +85,11 @@ class Handles:
         dead = ALLOCATE_BOUNDED_BUFFER(2, capacity=64)
         self.dead_writer, self.dead_reader = dead.writer(), dead.reader()
         DEALLOCATE_BOUNDED_BUFFER(dead)
+        self.bundle = ALLOCATE_BUNDLE(2, 8, capacity=256)
+        dead_bundle = ALLOCATE_BUNDLE(2, 2, capacity=64)
+        DEALLOCATE_BUNDLE(dead_bundle)
         self.wrong = [self.lock, self.ec, self.seq, self.buffer, dead, self.dead_writer, self.dead_reader,
+                      self.bundle, dead_bundle,
                       AddressSpace(k.address_space), Lock(1000), Eventcount(1000), Sequencer(1000),
                       BoundedBuffer(0, 10 ** 9), BoundedBuffer(10 ** 6, 1), BoundedBuffer(-1, 3)] + stale
 
@@ -115,7 +120,7 @@ def valid_timeout(v):
 
 def blocks_when_iterated(v):
     """A buffer or a reader end is an iterable of messages that waits for more."""
-    return isinstance(v, (BoundedBuffer, BufferReader))
+    return isinstance(v, (BoundedBuffer, BufferReader, Bundle))
 
 
 def specs(h, in_vp):
@@ -154,7 +159,7 @@ def specs(h, in_vp):
         ("ALLOCATE_BOUNDED_BUFFER", ALLOCATE_BOUNDED_BUFFER, (2, 64), {0: big_int, 1: big_int},
          lambda r, a: DEALLOCATE_BOUNDED_BUFFER(r)),
         ("SEND", SEND, (b, b"m"), {}, lambda r, a: drain(b)),
-        ("RECEIVE", RECEIVE, (h.dead_reader,), {0: lambda v: v is b}, None),
+        ("RECEIVE", RECEIVE, (h.dead_reader,), {0: lambda v: v is b or v is h.bundle}, None),
         ("DEALLOCATE_BOUNDED_BUFFER", DEALLOCATE_BOUNDED_BUFFER, (h.dead_reader,), {0: lambda v: v is b}, None),
         # the Pythonic twins
         ("Lock.acquire", Lock.acquire, (h.lock, None), {0: lambda v: True, 1: valid_timeout},

@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean", "chaos"]
+SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean", "chaos", "explore", "replay", "step"]
 
 
 def build_parser():

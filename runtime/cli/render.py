@@ -134,6 +134,9 @@ def kernel_view(stats, title):
         parts.append(eventcounts_table(stats["eventcounts"]))
     if stats["vm"]["address_spaces"]:
         parts.append(memory_table(stats["vm"]))
+    if stats.get("escapes"):
+        parts.append(Text("escape check (/proc/<pid>/maps): " + "; ".join(map(str, stats["escapes"])),
+                          style="yellow"))
     return Group(*parts)
 
 

@@ -1,7 +1,9 @@
 """`vos top [ARENA]`: watch a running kernel, live: its threads (state, what
 each waits for, CPU time, switches), bounded buffers (fill, traffic, who is
-blocked), locks, eventcounts and sequencers, and virtual memory per address
-space.
+blocked), locks, eventcounts and sequencers, virtual memory per address
+space, and the escape check (runtime/audit.py): a process that maps the
+kernel's memory without being one of its threads, or a thread that mapped
+the arena again by name, is named under the tables.
 
 Which kernel.  With one kernel running, that one; with several, the list to
 pick from (`--list` prints it and leaves).  A demo or the tour boots a new
@@ -23,7 +25,7 @@ import psutil
 from rich.live import Live
 from rich.text import Text
 
-from .. import arena
+from .. import arena, audit
 from ..errors import KernelError
 from ..kernel import Kernel
 from .render import kernel_view, kernels_table
@@ -95,6 +97,16 @@ def _pick(kernels, console):
     return None
 
 
+def _snapshot(k):
+    """The kernel's statistics, and the escape check's findings (runtime/audit.py):
+    processes that map its memory without being its threads, threads that
+    mapped its arena again by name.  (This monitor maps the arena too; the
+    check leaves out the process that runs it.)"""
+    stats = k.statistics()
+    stats["escapes"] = audit.audit(k)
+    return stats
+
+
 def run(args, console):
     if args.arena:
         name = args.arena
@@ -120,7 +132,7 @@ def run(args, console):
             console.print(f"kernel {name} has ended")
             return 0
         try:
-            console.print(kernel_view(k.statistics(), _title(k, arena.parse_name(name)[0], 1)))
+            console.print(kernel_view(_snapshot(k), _title(k, arena.parse_name(name)[0], 1)))
         finally:
             k.detach()
         return 0
@@ -158,7 +170,7 @@ def _follow(console, args, name, named):
                 console.print(f"following {title}")
                 try:
                     while k.alive():
-                        live.update(kernel_view(k.statistics(), title))
+                        live.update(kernel_view(_snapshot(k), title))
                         time.sleep(args.interval)
                 finally:
                     k.detach()

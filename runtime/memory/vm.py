@@ -103,6 +103,20 @@ class VirtualMemory:
         pager.reset()
         self._install_interrupt()
 
+    def reset(self):
+        """(kernel process, nothing running: a controlled kernel's restart)
+        Empty tables and thread 0's address space again, as at boot; the
+        frames keep their bytes (a page is zero-filled when first touched)
+        and the swap file its size."""
+        pager.reset()
+        self.buf[self.base:self.o_frames] = bytes(self.o_frames - self.base)
+        g = self.geo
+        _i64.pack_into(self.buf, self.base + H_FREE, g.frames)
+        _i64.pack_into(self.buf, self.base + H_RNG, ((self.kernel.config.seed or 0x1E3779B97F4A7C15) | 1) & (2**63 - 1))
+        for slot in range(g.max_threads):
+            _i64.pack_into(self.buf, self.o_cpus + slot * CPU_ENTRY + C_ACK, OFFLINE)
+        self._boot_as = self.spaces.create(owner_tid=0)
+
     def enter_vp(self):
         """First thing in a new VP: forget the creator's TLB, take shootdown interrupts."""
         pager.reset()

@@ -73,7 +73,7 @@ from .. import atomics
 
 RR, RANDOM, PCT, PREFIX, REPLAY, PAUSE = 1, 2, 3, 4, 5, 6
 STRATEGY_NAMES = {RR: "rr", RANDOM: "random", PCT: "pct", PREFIX: "prefix", REPLAY: "replay", PAUSE: "pause"}
-ABORT_HANG, ABORT_STEPLIMIT, ABORT_PRUNED, ABORT_PAUSED, ABORT_MISMATCH, ABORT_DIED = 1, 2, 3, 4, 5, 6
+ABORT_HANG, ABORT_STEPLIMIT, ABORT_PRUNED, ABORT_PAUSED, ABORT_MISMATCH, ABORT_DIED, ABORT_RECYCLE = 1, 2, 3, 4, 5, 6, 7
 
 (H_STRATEGY, H_SEED, H_MAX_STEPS, H_DEPTH, H_HORIZON, H_PREFIX_LEN, H_SLEEP_AT, H_SLEEP_ADD, H_STEPS,
  H_RUNNER, H_ABORT, H_VCLOCK, H_PREEMPTIONS, H_SLEEP, H_CREATED, H_SITES, H_WRITES, H_ENABLED, H_CUR_SLEEP,
@@ -88,8 +88,9 @@ TIMED_OUT, DEADLOCK, SPINNING, STARTED = 1, 2, 4, 8
 
 TRACE_WORDS = 10
 TRACE_RECORD = 8 * TRACE_WORDS
-PREEMPTED, NOBODY, TIMEOUT, FAILED = 1, 2, 4, 8   # step flags: a preemption; a wake-up that woke nobody;
-                                                  # a wait that timed out; the op raised
+PREEMPTED, NOBODY, TIMEOUT, FAILED, ONGOING = 1, 2, 4, 8, 16
+# step flags: a preemption; a wake-up that woke nobody; a wait that timed out; the op raised; the thread
+# that ran the step before could have run on (choosing another was a preemption; not after a YIELD)
 SITES = 1 << 16
 MAX_CONTROLLED_THREADS = 64                       # enabled and sleep sets are one 64-bit mask
 

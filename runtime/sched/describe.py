@@ -5,7 +5,7 @@ Pure functions from the board and the kernel's tables to text; any process.
 
 from ..errors import KernelError
 from . import ops
-from .board import H_ENABLED, H_STEPS, NOBODY, R_ARG, R_ARG2, R_FLAGS, R_OP, R_SITE, R_TARGET, R_TID, SPINNING
+from .board import H_ENABLED, H_STEPS, NOBODY, R_ARG, R_ARG2, R_OP, R_SITE, R_TARGET, R_TID
 
 
 def name_of_thread(kernel, tid):
@@ -104,7 +104,7 @@ def describe_threads(kernel, board):
             tid = board.rec(slot, R_TID)
             name = name_of_thread(kernel, tid)
             site = board.site(board.rec(slot, R_SITE))
-            spin = " (spinning)" if board.rec(slot, R_FLAGS) & SPINNING else ""
+            spin = " (spinning)" if _spins(board, slot) else ""
             parts.append(f"thread {tid}{' (' + name + ')' if name else ''} at {_pending(kernel, board, slot)}"
                          f"{spin}{'  ' + _short(site) if site else ''}")
     return "; ".join(parts) or "no thread"
@@ -156,6 +156,13 @@ def snapshot(kernel, board):
                             site=board.site(board.rec(slot, R_SITE)), can_run=bool(enabled >> slot & 1),
                             why=_why_blocked(kernel, board, slot)))
     return out
+
+
+def _spins(board, slot):
+    from .board import H_WRITES, R_SPIN, R_SPIN_MARK
+    from .gate import _bit
+    return board.rec(slot, R_OP) in (ops.LOAD, ops.READ) and board.rec(slot, R_SPIN_MARK) == \
+        board.get(H_WRITES) and bool(board.rec(slot, R_SPIN) & _bit(board.rec(slot, R_TARGET)))
 
 
 def _short(site):

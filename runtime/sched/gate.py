@@ -49,16 +49,15 @@ import time
 from .. import atomics
 from ..errors import DeadlockError, Hang, KernelError, ReplayMismatch, StepLimit
 from . import ops, strategies
-from .board import (ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_STEPLIMIT,
+from .board import (ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_RECYCLE, ABORT_STEPLIMIT,
                     DEADLOCK, FAILED, H_ABORT, H_ABORT_SLOT, H_CUR_FLAGS, H_CUR_SLEEP, H_ENABLED, H_MAX_STEPS,
                     H_PREEMPTIONS, H_RUN, H_RUNNER, H_SLEEP, H_SLEEP_ADD, H_SLEEP_AT, H_STEPS, H_STRATEGY, H_VCLOCK,
-                    H_WRITES, NOBODY, PREEMPTED, PREFIX, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_OP, R_SITE, R_SPIN,
-                    R_SPIN_MARK, R_TARGET, R_TID, R_TURN, SPINNING, STARTED, TIMED_OUT, TIMEOUT)
+                    H_WRITES, NOBODY, ONGOING, PREEMPTED, PREFIX, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_OP, R_SITE, R_SPIN,
+                    R_SPIN_MARK, R_TARGET, R_TID, R_TURN, STARTED, TIMED_OUT, TIMEOUT)
 
 _RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _WAIT_SLICE = 0.25
 _NO_TARGET = 0
-
 
 
 _WORD_MIN, _WORD_MAX = -(1 << 63), (1 << 63) - 1
@@ -68,6 +67,19 @@ def _word(x):
     """An argument as a board word: an address or a count past 64 bits is
     recorded as the nearest word (the call itself then faults or refuses)."""
     return x if _WORD_MIN <= x <= _WORD_MAX else (_WORD_MAX if x > 0 else _WORD_MIN)
+
+
+def _bit(target):
+    """A target's bit in a thread's 64-bit record of what it read (a hash)."""
+    return 1 << ((target * 0x9E3779B97F4A7C15) >> 58 & 63)
+
+
+class Recycle(BaseException):
+    """The controlled run this thread belongs to was abandoned (the explorer
+    starts the next one on the same machine): unwind to the VP bootstrap,
+    which puts the VP back in its pool or ends it.  A BaseException, so that
+    a program's `except Exception` does not keep the thread going."""
+
 
 class Paused(KernelError):
     """`vos step`: the given choices are used up; `.state` lists each thread's next operation."""
@@ -103,19 +115,18 @@ class Gate:
         close a cycle), Hang / StepLimit / ReplayMismatch (thread 0: the run
         stops)."""
         b, me = self.board, self.slot
+        if b.get(H_ABORT) == ABORT_RECYCLE:
+            raise Recycle()
         b.set_rec(me, R_OP, op)
         b.set_rec(me, R_TARGET, target)
         b.set_rec(me, R_ARG, _word(arg))
         b.set_rec(me, R_ARG2, _word(arg2))
         b.set_rec(me, R_SITE, self._site() if op != ops.EXIT else 0)
-        flags = b.rec(me, R_FLAGS) & ~(TIMED_OUT | DEADLOCK | SPINNING)
+        flags = b.rec(me, R_FLAGS) & ~(TIMED_OUT | DEADLOCK)
         if timeout is not None:
             b.set_rec(me, R_DEADLINE, b.get(H_VCLOCK) + max(1, int(min(timeout, 1e9) * 1e9)))  # <= 1e9 s
         else:
             b.set_rec(me, R_DEADLINE, 0)
-        if op in (ops.LOAD, ops.READ) and target and (b.rec(me, R_SPIN) == target
-                                                       and b.rec(me, R_SPIN_MARK) == b.get(H_WRITES)):
-            flags |= SPINNING
         b.set_rec(me, R_FLAGS, flags)
         self._my_op = op
         if op == ops.ACQUIRE:
@@ -148,11 +159,12 @@ class Gate:
         b.write_step(step, [self.tid, op | flags << 8, target, aux, value, b.rec(me, R_SITE),
                             b.get(H_ENABLED), b.get(H_CUR_SLEEP), block, b.get(H_RUN)])
         if op in ops.READS or op == ops.READ:
-            b.set_rec(me, R_SPIN, target)
-            b.set_rec(me, R_SPIN_MARK, b.get(H_WRITES))
+            writes = b.get(H_WRITES)
+            seen = b.rec(me, R_SPIN) if b.rec(me, R_SPIN_MARK) == writes else 0
+            b.set_rec(me, R_SPIN, seen | _bit(target))     # what it read since the last write anywhere
+            b.set_rec(me, R_SPIN_MARK, writes)
         elif op not in (ops.START, ops.YIELD, ops.SLEEP, ops.SPAWN, ops.JOIN, ops.AWAIT, ops.TICKET):
             b.put(H_WRITES, b.get(H_WRITES) + 1)
-            b.set_rec(me, R_SPIN, 0)
         b.set_rec(me, R_OP, 0)
         self.inside = False
 
@@ -243,36 +255,44 @@ class Gate:
         b, me = self.board, self.slot
         step = b.get(H_STEPS)
         if step >= b.get(H_MAX_STEPS):
-            return self._abort(ABORT_STEPLIMIT, me)
+            return self._abort(ABORT_STEPLIMIT, me, exclude_self)
         waiting = self._at_gates()
         runnable = [s for s in waiting if self._can_run(s)]
         if not runnable:
             runnable = self._time_out()
             if not runnable:
-                return self._abort(ABORT_HANG, me)
-        cands = [s for s in runnable if not b.rec(s, R_FLAGS) & SPINNING] or runnable
+                return self._abort(ABORT_HANG, me, exclude_self)
+        writes = b.get(H_WRITES)
+        spinning = {s for s in runnable if self._spinning(s, writes)}
+        cands = [s for s in runnable if s not in spinning] or runnable
+        if (b.rec(me, R_OP) == ops.YIELD or me in spinning) and not exclude_self:
+            cands = [s for s in cands if s != me] or cands    # fair: a YIELD, a spin, lets the others run first
         mask = 0
         for s in cands:                           # who could run this step (the explorer branches on these)
             mask |= 1 << s
         b.put(H_ENABLED, mask)
         strategy = b.get(H_STRATEGY)
-        current = None if exclude_self else (me if me in cands else None)   # (before the sleep set:
-        sleep = b.get(H_SLEEP)                                              # switching from a sleeper preempts it)
+        # YIELD offers the processor, and a spinner waits for someone else: switching away from either is
+        # no preemption, and the next thread in slot order runs (round robin: spinners take turns)
+        yielding = b.rec(me, R_OP) == ops.YIELD or me in spinning
+        current = None if exclude_self or yielding else (me if me in cands else None)   # (before the sleep
+        sleep = b.get(H_SLEEP)                                              # set: switching from a sleeper preempts)
         if step == b.get(H_SLEEP_AT):
             sleep |= b.get(H_SLEEP_ADD)
         if strategy == PREFIX:
             awake = [s for s in cands if not sleep >> s & 1]
             if not awake:
-                return self._abort(ABORT_PRUNED, me)
+                return self._abort(ABORT_PRUNED, me, exclude_self)
             cands = awake
-        chosen = strategies.choose(b, strategy, step, cands, current, lambda s: b.rec(s, R_TID))
+        chosen = strategies.choose(b, strategy, step, cands, current, lambda s: b.rec(s, R_TID),
+                                   after=me if yielding else None)
         if chosen == strategies.MISMATCH:
-            return self._abort(ABORT_MISMATCH, me)
+            return self._abort(ABORT_MISMATCH, me, exclude_self)
         if chosen == strategies.STOP:
-            return self._abort(ABORT_PAUSED, me)
+            return self._abort(ABORT_PAUSED, me, exclude_self)
         preempted = current is not None and chosen != current
         b.put(H_CUR_SLEEP, sleep)
-        b.put(H_CUR_FLAGS, PREEMPTED if preempted else 0)
+        b.put(H_CUR_FLAGS, (PREEMPTED if preempted else 0) | (ONGOING if current is not None else 0))
         if preempted:
             b.put(H_PREEMPTIONS, b.get(H_PREEMPTIONS) + 1)
         if sleep:                                 # the sleep set of the state after this step
@@ -288,6 +308,14 @@ class Gate:
             self._hand_to(chosen)
             if not exclude_self:
                 self._wait_turn()
+
+    def _spinning(self, s, writes):
+        """Is thread s about to read again what it read since anything at all
+        was last written?  (Then its read cannot find anything new: it spins.)"""
+        b = self.board
+        op = b.rec(s, R_OP)
+        return op in (ops.LOAD, ops.READ) and b.rec(s, R_SPIN_MARK) == writes \
+            and bool(b.rec(s, R_SPIN) & _bit(b.rec(s, R_TARGET)))
 
     def _at_gates(self):
         """Slots of the threads waiting at a gate (pending op != 0), ascending."""
@@ -312,19 +340,26 @@ class Gate:
             if waited >= 1.0 and me == 0:
                 waited = 0.0
                 self._check_runner_alive()
-        if b.get(H_ABORT) and me == 0:
+        why = b.get(H_ABORT)
+        if why == ABORT_RECYCLE and me != 0:
+            raise Recycle()
+        if why and me == 0:
             self._raise_abort()
 
-    def _abort(self, why, me):
+    def _abort(self, why, me, departing=False):
+        """Stop the run: thread 0 raises the error (Hang, StepLimit, ...).  A
+        thread that has ended (departing) hands over and is gone; any other
+        waits for thread 0 to recycle or end it."""
         b = self.board
         b.put(H_ABORT, why)
         b.put(H_ABORT_SLOT, me)
         if me == 0:
             self._raise_abort()
         self._hand_to(0)
-        while True:                               # thread 0 stops the run; this process is ended with it
-            self._real_sleep(1.0)
-            self.ctx.check_kernel()
+        if departing:
+            return
+        self._wait_turn()
+        raise Recycle()
 
     def _check_runner_alive(self):
         """Thread 0, long at its gate: is the thread that holds the baton alive?"""
@@ -484,4 +519,4 @@ class Pruned(KernelError):
     """The explorer's: this run reached a state that sleep sets say was explored."""
 
 
-__all__ = ["Gate", "Paused", "Pruned"]
+__all__ = ["Gate", "Paused", "Pruned", "Recycle"]

@@ -74,16 +74,14 @@ def change_point(board, step, current):
 MISMATCH, STOP = "mismatch", "stop"
 
 
-def choose(board, strategy, step, cands, current, tid_of):
+def choose(board, strategy, step, cands, current, tid_of, after=None):
     """The slot to run at `step`, among `cands` (slots, ascending), given the
     slot that ran the last step (`current`, or None when it cannot run).
     Returns a slot, or MISMATCH (a replayed choice cannot run), or STOP
-    (pause: the choices are used up)."""
+    (pause: the choices are used up).  after: the slot that YIELDs (the
+    non-preemptive strategies then move on to the next thread in slot order)."""
     if strategy == RR:
-        if current in cands:
-            return current
-        after = [s for s in cands if current is not None and s > current]
-        return after[0] if after else cands[0]
+        return _run_on(cands, current, after)
     if strategy == RANDOM:
         return cands[mix(board.get(H_SEED), step) % len(cands)]
     if strategy == PCT:
@@ -100,4 +98,15 @@ def choose(board, strategy, step, cands, current, tid_of):
     if strategy == REPLAY:
         return MISMATCH
     assert strategy == PREFIX
-    return current if current in cands else cands[0]
+    return _run_on(cands, current, after)
+
+
+def _run_on(cands, current, after):
+    """Without preempting: the current thread while it can run, else (or
+    after a YIELD) the next one in slot order, round robin."""
+    if current in cands:
+        return current
+    if after is not None:
+        later = [s for s in cands if s > after]
+        return later[0] if later else cands[0]
+    return cands[0]

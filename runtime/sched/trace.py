@@ -23,7 +23,7 @@ import zlib
 
 from ..errors import ReplayMismatch
 from . import ops
-from .board import FAILED, H_RUN, H_STEPS, NOBODY, PREEMPTED, TIMEOUT
+from .board import FAILED, H_RUN, H_STEPS, NOBODY, ONGOING, PREEMPTED, TIMEOUT
 from .describe import describe_op
 
 PREFIX = "vos1:"
@@ -81,13 +81,36 @@ def read_trace(kernel):
     return out
 
 
+def read_raw(kernel):
+    """The explorer's view of the run: (tid, enabled tids, sleep tids,
+    preempted, ongoing) per recorded step; cheap (no words)."""
+    b = kernel.sched
+    run = b.get(H_RUN)
+    n = kernel.config.max_threads
+    out = []
+    slot_tid = {}
+    for i in range(b.get(H_STEPS)):
+        w = b.step_words(i)
+        if w[9] != run:
+            break
+        slot_tid[w[0] % n] = w[0]
+        out.append((w[0], w[6], w[7], bool((w[1] >> 8) & PREEMPTED), bool((w[1] >> 8) & ONGOING)))
+    return [(tid, _tids(en, slot_tid), _tids(sl, slot_tid), pre, on) for tid, en, sl, pre, on in out]
+
+
 def _target(kernel, op, target, aux, block):
     from .describe import describe_target
     return describe_target(kernel, op, target, aux, block)
 
 
 def _tids(mask, slot_tid):
-    return tuple(slot_tid.get(s, s) for s in range(64) if mask >> s & 1)
+    out = []
+    while mask:
+        low = mask & -mask                    # the lowest set bit
+        s = low.bit_length() - 1
+        out.append(slot_tid.get(s, s))
+        mask ^= low
+    return tuple(out)
 
 
 def choices(kernel):

@@ -1,0 +1,89 @@
+"""A controlled run's trace, to look at: one column per thread.
+
+    step  thread 0          thread 1            thread 2
+       3                    LOAD 0x1000 -> 0
+                            lab.py:8
+       4                                        LOAD 0x1000 -> 0  ▸
+                                                lab.py:8
+
+Each step sits in its thread's column, with the program's file and line
+under it; ▸ marks a preemption (the thread before could have gone on).
+Below the table, the source lines the steps came from.  Pure functions from
+sched.trace.Step lists to rich renderables; fits 80 columns for up to four
+threads (more threads, narrower cells).
+"""
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+
+def compact(step):
+    """'LOAD 0x1000 -> 0', 'ACQUIRE lock 1 'x'', 'STORE 0x1000 = 5' ..."""
+    target = step.target
+    if "(" in target and target.startswith("0x"):
+        target = target.split(" ", 1)[0]            # the address; the block is in the legend
+    op = step.op
+    if op == "STORE":
+        return f"STORE {target} = {step.value}"
+    if op in ("LOAD", "RSM", "READ", "TICKET"):
+        return f"{op} {target} -> {step.value}"
+    if op in ("start", "exit", "YIELD"):
+        return op
+    if op == "AWAIT":
+        return step.what
+    return f"{op} {target}".strip()
+
+
+def trace_table(steps, title="the run", limit=None):
+    """The steps as a table, one column per thread (the last `limit` steps)."""
+    tids = sorted({s.tid for s in steps})
+    shown = steps if limit is None or len(steps) <= limit else steps[-limit:]
+    t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
+    t.add_column("step", justify="right", no_wrap=True)
+    for tid in tids:
+        t.add_column(f"thread {tid}", overflow="fold")
+    for s in shown:
+        cell = Text(compact(s), style="bold red" if s.failed else "")
+        if s.preempted:
+            cell.append("  ▸", style="yellow")
+        if s.timed_out:
+            cell.append(" (timed out)", style="red")
+        if s.site:
+            cell.append("\n" + s.site, style="dim")
+        row = [str(s.index)] + [cell if tid == s.tid else "" for tid in tids]
+        t.add_row(*row)
+    if limit is not None and len(steps) > limit:
+        t.caption = f"(the last {limit} of {len(steps)} steps)"
+    t.caption = ((t.caption or "") + "  ▸ a preemption").strip()
+    return t
+
+
+def source_lines(steps, most=12):
+    """The program's lines the steps came from, once each, in order of first use."""
+    seen = []
+    for s in steps:
+        if s.site and s.site not in seen:
+            seen.append(s.site)
+    lines = [f"  {site:<18} {steps[[x.site for x in steps].index(site)].line}" for site in seen[:most]]
+    return Text("\n".join(lines), style="dim") if lines else Text("")
+
+
+def failure_view(failure, token_hint=True):
+    """A failure: what broke, the shrunk trace, the lines, and how to replay
+    it (print `replay_line(failure.token)` after it, unwrapped)."""
+    parts = [Text(failure.error, style="bold red"),
+             Text(f"found by {failure.strategy} (run {failure.run}); shrunk to {failure.preemptions} "
+                  f"preemption{'s' if failure.preemptions != 1 else ''}, {len(failure.trace)} steps"),
+             trace_table(failure.trace, title="the failing schedule"), source_lines(failure.trace)]
+    if token_hint:
+        parts.append(Text("replay it (the same trace, the same error, every time):", style="bold"))
+    return Group(*parts)
+
+
+def print_replay_line(console, token):
+    """The replay command on one line, never wrapped (a token must copy whole)."""
+    console.print(f"vos replay {token}", soft_wrap=True, highlight=False)
+
+
+__all__ = ["compact", "trace_table", "source_lines", "failure_view"]
