@@ -914,12 +914,14 @@ def ALLOCATE_BOUNDED_BUFFER(n, capacity=None):
 
 def SEND(buffer, message):
     """Append message to buffer; waits while it is full.  BufferDeallocated,
-    MessageTooLarge."""
+    MessageTooLarge.  SEND calls `buffer._SEND(message)`: a runtime class that
+    takes SEND (a bundle, a circuit) says so with `_SEND = send`, so that an
+    object that merely has a send method (a socket, a generator) is refused."""
     try:
         send = buffer._SEND
     except AttributeError:
-        raise checks.refused("SEND", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its writer end, or "
-                             "a bundle)", buffer) from None
+        raise checks.refused("SEND", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its writer end, a "
+                             "bundle, a circuit)", buffer, checks.target_hint(buffer, "send", "_SEND")) from None
     send(message)
 
 
@@ -929,8 +931,8 @@ def RECEIVE(buffer):
     try:
         receive = buffer._RECEIVE
     except AttributeError:
-        raise checks.refused("RECEIVE", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its reader end, "
-                             "or a bundle)", buffer) from None
+        raise checks.refused("RECEIVE", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its reader end, a "
+                             "bundle, a circuit)", buffer, checks.target_hint(buffer, "receive", "_RECEIVE")) from None
     return receive()
 
 

@@ -52,6 +52,14 @@ def refused(call, what, value, hint=""):
     return TypeError(f"{call} needs {what}, not {describe(value)}{hint}")
 
 
+def target_hint(obj, method, alias):
+    """For SEND / RECEIVE refusing a runtime object that has the method but
+    not the alias: the hint for whoever wrote that class."""
+    if type(obj).__module__.startswith("runtime.") and hasattr(obj, method):
+        return f" ({type(obj).__name__} has {method} but no `{alias} = {method}`: add it to take part)"
+    return ""
+
+
 def integer(call, what, value, lo=None, hi=None, hint="", bool_ok=False):
     """value, if it is an int (not a bool, unless bool_ok) with lo <= value <= hi.
     TypeError for another type, ValueError out of range.  `what` reads after
