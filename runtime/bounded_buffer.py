@@ -243,8 +243,8 @@ class Buffers:
                 return r
         if not (isinstance(slot, int) and 0 <= slot < self.max) \
                 or self._get(slot, E_ID) != ident or self._get(slot, E_STATE) != ALLOCATED:
-            if r is not None:
-                self._drop(slot)
+            if r is not None and (r.id != self._get(slot, E_ID) or self._get(slot, E_STATE) != ALLOCATED):
+                self._drop(slot)          # our mapping is stale; a live occupant's stays mapped
             raise BufferDeallocated(f"bounded buffer {ident} was deallocated (or never existed in this kernel)")
         self._drop(slot)
         try:

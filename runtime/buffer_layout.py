@@ -16,7 +16,7 @@ unlinked by DEALLOCATE or at kernel shutdown).  Native 64-bit words:
      24       8  capacity     allocator: data bytes
      32       8  flags        fetch_or by anyone: DEALLOCATED | WRITERS_GONE | READERS_GONE
    --- send side (one cache line) ---
-     64       8  send_lock    mutex word (mutex.py), biased (above)
+     64       8  send_lock    side lock word (side_lock.py: holder, flags, gen)
      72       8  in           messages published; written only by the send-lock holder
      80       8  send_sleep   1 while the send-lock holder sleeps for space; written by it
      88       8  send_peak    largest fill (messages) a sender measured just after a
@@ -25,7 +25,7 @@ unlinked by DEALLOCATE or at kernel shutdown).  Native 64-bit words:
     104       8  send_waits   times a sender slept for space; send-lock holder
     112       8  send_died    takeovers from a dead holder; send-lock holder
    --- receive side (one cache line) ---
-    128       8  recv_lock    mutex word (mutex.py), biased
+    128       8  recv_lock    side lock word (side_lock.py), biased
     136       8  out          messages consumed; written only by the receive-lock holder
     144       8  recv_sleep   1 while the receive-lock holder sleeps for a message
     152       8  recv_peak    largest fill (messages) a receiver observed; receive-lock holder

@@ -192,6 +192,7 @@ _SETTINGS = {
     "buffer_bias": _flag,
     "buffer_malloc_tuning": _flag,
     "pool": _count(0, 64),
+    "races": _flag,
 }
 
 

@@ -157,6 +157,18 @@ class StepLimit(KernelError):
     longer program than the limit allows); raised in thread 0."""
 
 
+class DataRace(KernelError):
+    """explore(..., races=True): the run had a data race (even if its
+    invariant held).  `.races` lists them (runtime.races.Race)."""
+
+    def __init__(self, message, races=()):
+        super().__init__(message)
+        self.races = list(races)
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.races))
+
+
 class ReplayMismatch(KernelError):
     """A replay token does not fit the program any more: its code changed,
     or it made a different choice possible."""

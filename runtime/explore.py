@@ -30,6 +30,7 @@ was explored, never "correct".
 import dataclasses
 import time
 
+from .errors import DataRace
 from .kernel import Kernel
 from .sched import Schedule
 from .sched.gate import Paused, Pruned
@@ -126,6 +127,10 @@ class Machine:
             raise
         except Exception as e:  # noqa: BLE001 - any error of the program is its verdict
             error = e
+        if k.config.get("races") and not pruned:       # a race is a failure even if the invariant held
+            found = k.races()
+            if found and (error is None or isinstance(error, AssertionError)):
+                error = DataRace(f"{len(found)} data race{'s' if len(found) > 1 else ''}: {found[0]}", found)
         r = Run(error, read_raw(k), pruned=pruned)
         if full or error is not None:
             r.trace, r.token = read_trace(k), k.token
@@ -169,29 +174,30 @@ def _describe(e):
 
 class _Node:
     """One step of the current path: what could run, what ran, what sleeps."""
-    __slots__ = ("enabled", "chosen", "sleep", "done", "preempts", "current")
+    __slots__ = ("enabled", "chosen", "sleep", "done", "preempts", "costly", "default")
 
-    def __init__(self, step, prev):
-        tid, enabled, sleep, _pre, ongoing = step
+    def __init__(self, step):
+        tid, enabled, sleep, _pre, costly, default = step
         self.enabled = enabled
         self.chosen = tid
         self.sleep = set(sleep)
         self.done = {tid}
-        self.current = prev if ongoing else None    # who would run on without a preemption (not after YIELD)
+        self.costly = costly            # choosing another than `default` here is a preemption
+        self.default = default
         self.preempts = 0
+
+    def cost(self, t):
+        return 1 if self.costly and t != self.default else 0
 
 
 def _path(steps, nodes):
     """Extend the node stack with the steps of a run beyond it."""
-    prev = nodes[-1].chosen if nodes else None
-    total = sum(1 for n in nodes if n.current is not None and n.chosen != n.current)
+    total = sum(n.cost(n.chosen) for n in nodes)
     for step in steps[len(nodes):]:
-        node = _Node(step, prev)
+        node = _Node(step)
         node.preempts = total
-        if node.current is not None and node.chosen != node.current:
-            total += 1
+        total += node.cost(node.chosen)
         nodes.append(node)
-        prev = step[0]
 
 
 def _backtrack(nodes, bound):
@@ -201,7 +207,7 @@ def _backtrack(nodes, bound):
         i = len(nodes) - 1
         n = nodes[i]
         for t in sorted(set(n.enabled) - n.sleep - n.done):
-            cost = n.preempts + (1 if n.current is not None and t != n.current else 0)
+            cost = n.preempts + n.cost(t)
             if cost > bound:
                 continue
             n.done.add(t)

@@ -106,6 +106,7 @@ PART_SETTINGS = {
     "max_bundles": (8, "bundle table size (bundle.py: ALLOCATE_BUNDLE)"),
     "bundle_senders": (64, "sending threads a bundle can number over its life (bundle.py)"),
     "pool": (0, "idle VPs kept ready for ALLOCATE_THREAD (pool.py); 0: a process is forked per thread"),
+    "races": (False, "report data races: k.races() (races.py)"),
     # set by Kernel(schedule=..., max_steps=...), not given directly:
     "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
     "max_steps": (None, "a controlled run's step budget (StepLimit beyond it)"),
@@ -454,7 +455,8 @@ class Kernel:
             return
         if self.sched is not None:
             try:
-                self._last_run = (read_trace(self), self._make_token())
+                self._last_run = (read_trace(self), self._make_token(),
+                                  self._races() if self.config.get("races") else [])
             except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
                 print(f"vos: could not keep the controlled run's trace: {e}", file=sys.stderr)
         _i64.pack_into(self.arena.buf, H_STATE, SHUTDOWN)
@@ -587,6 +589,25 @@ class Kernel:
         if self.arena is None:
             return list(self._last_run[0]) if self._last_run else []
         return read_trace(self)
+
+    def races(self):
+        """The data races of this run so far (or of the whole run, after the
+        `with` block), one per pair of sites: runtime.races.Race, each
+        naming both accesses.  Needs Kernel(races=True)."""
+        if not self.config.get("races"):
+            raise KernelError("races(): boot the Kernel with races=True to have them reported")
+        if self.arena is None:
+            return list(self._last_run[2]) if self._last_run else []
+        return self._races()
+
+    def _races(self):
+        from . import races
+        if self.sched is not None:
+            events, token = races.trace_events(self), self._make_token()
+        else:
+            events, token = self.racelog.events(), None
+        return races.detect(events, self.vm.block_name, lambda i: self.locks.name_of(i) or f"lock {i}", token,
+                            self.config.page_size)
 
     @property
     def token(self):

@@ -1,9 +1,15 @@
 """The side lock of a bounded buffer: a mutex word held with a bias.
 
 Each side of a ring (senders, receivers) is serialised by one lock, so that
-one sender and one receiver run in parallel (buffer_ring.py).  The lock is
-mutex.py's word -- holder's tid + 1 shifted, WAITERS, DIED -- but nearly
-always the same thread takes the same side again, and two atomic
+one sender and one receiver run in parallel (buffer_ring.py).  The lock is a
+mutex word, like mutex.py's, with a generation added:
+
+    bits  0      WAITERS  some thread may sleep on the word
+    bit   1      DIED     the last holder died holding it (holder bits 0)
+    bits  2..23  holder   tid + 1, 0 when free
+    bits 24..62  gen      +1 on every acquisition (never reused: no ABA)
+
+Nearly always the same thread takes the same side again, and two atomic
 instructions a call (about 0.35 us through ctypes) would be a third of a
 message's whole cost.  So a holder keeps the word when it leaves (a *biased*
 lock, as in JVMs) and only says where it is:
@@ -29,14 +35,20 @@ other's word; membarrier is the holder's fence, run on its behalf.)
     word == mine ? inside         membarrier()   <- fences the holder's CPU
                  : slow path      busy[H] has key ? wait : CAS H|W -> me|W
 
-Rules that the history of this file taught (each was a lost wake-up):
+Rules that the history of this file taught (each was a lost wake-up or
+two threads inside):
   * an asker that set WAITERS itself always fences, even under a word it
     fenced before: the holder may have left and come back since;
   * a thread that slept on the word takes it with WAITERS, because others
     may sleep there too: its exit then wakes the next (mutex.py's slow path
     does the same);
   * a side that keeps meeting contention stops keeping the lock for a while
-    (*eager*: it frees the word on every exit for EAGER_OPS calls).
+    (*eager*: it frees the word on every exit for EAGER_OPS calls);
+  * an asker's takeover CAS must fail if the holder left and came back
+    between the asker's read of busy and the CAS: H|W then H|W again is
+    not the same word.  Hence `gen`: every acquisition changes the word.
+    (Chaos found this one: with one processor, an asker preempted between
+    its fence and its CAS took the word from a holder that was inside.)
 
 Inside between calls.  Word 0 of the busy line is the call in progress.
 Words 1..7 say "inside" for a lock kept while the thread does something
@@ -73,7 +85,12 @@ EAGER_OPS = 64                   # after contention, free the lock on every exit
 SLICE = 0.25                     # longest single sleep: deallocation, dead peers, Ctrl-C noticed by then
 YIELDS = 8                       # sched_yield()s an asker tries before it sleeps
 TSO = atomics.TSO
-_SHIFT, _WAITERS, _DIED = mutex.SHIFT, mutex.WAITERS, mutex.DIED
+_WAITERS, _DIED = mutex.WAITERS, mutex.DIED
+_SHIFT = mutex.SHIFT             # holder = tid + 1 from bit 2, as in mutex.py
+_HOLDER = (1 << 22) - 1          # ... 22 bits wide
+_GEN_SHIFT = 24
+_GEN = ((1 << 39) - 1) << _GEN_SHIFT
+_ONE = 1 << _GEN_SHIFT
 _line = struct.Struct(f"{BUSY_WORDS}q")
 _now = time.monotonic
 
@@ -170,6 +187,18 @@ def read_line(buf, offset):
     return _line.unpack_from(buf, offset)
 
 
+# --- the word ---------------------------------------------------------------------------------
+
+def holder_field(w):
+    """tid + 1 of the word's holder, 0 when free."""
+    return w >> _SHIFT & _HOLDER
+
+
+def taken(w, mine):
+    """The word as `mine` takes it from w: the next generation, no flags."""
+    return (w & _GEN) + _ONE & _GEN | mine
+
+
 # --- the lock ---------------------------------------------------------------------------------
 
 class SideLock:
@@ -177,10 +206,15 @@ class SideLock:
     uses it.  `enter`/`leave` bracket a call on the side; `enter_nowait`
     raises WouldBlock instead of waiting; `abandon` frees it after an
     exception inside.  `died` tells, after an enter, that the word was taken
-    over from a dead holder."""
+    over from a dead holder.
+
+    `held` is the word as this thread took it (no flags); `fast` is what an
+    enter compares the word with (held, or -1 while stepped out: entering
+    again is a deadlock), `keep` what a leave does (held: keep the word if
+    nobody asked; -1: free it)."""
 
     __slots__ = ("addr", "p", "word", "key", "wait_kind", "wait_obj", "name", "owner", "ctx", "tid", "mine",
-                 "fast", "keep", "eager", "died", "line", "threads", "find_line", "biased")
+                 "held", "fast", "keep", "eager", "died", "line", "threads", "find_line", "biased")
 
     def __init__(self, addr, key, wait_kind, wait_obj, name, owner):
         self.addr = addr
@@ -193,7 +227,7 @@ class SideLock:
         self.owner = owner                # "bounded buffer 3", for messages
         self.ctx = None
         self.tid = -1
-        self.mine = self.fast = self.keep = -1
+        self.mine = self.held = self.fast = self.keep = -1
         self.eager = 0
         self.died = False
 
@@ -206,8 +240,8 @@ class SideLock:
         self.threads = threads
         self.find_line = find_line
         self.biased = biased
-        self.mine = self.fast = mutex.encode(ctx.tid)
-        self.keep = self.mine if biased else -1
+        self.mine = mutex.encode(ctx.tid)
+        self.held = self.fast = self.keep = -1
         self.eager = 0
 
     # --- entering and leaving -------------------------------------------------------
@@ -258,9 +292,9 @@ class SideLock:
         p = self.p
         while True:
             w = load_raw(p, SEQ_CST)
-            if w >> _SHIFT != self.tid + 1:
+            if holder_field(w) != self.tid + 1:
                 return
-            if compare_exchange_p(p, c_arg(w), 0) == w:
+            if compare_exchange_p(p, c_arg(w), c_arg(w & _GEN)) == w:
                 if w & _WAITERS:
                     atomics.futex_wake_p(p, 1)
                 return
@@ -279,7 +313,7 @@ class SideLock:
         return j
 
     def step_in(self, j):
-        self.fast = self.mine
+        self.fast = self.held
         self.line.now.value = self.key
         self.line.free(j)
 
@@ -318,17 +352,18 @@ class SideLock:
         try:
             while True:
                 w = load_raw(p, SEQ_CST)
-                h = w >> _SHIFT
+                h = holder_field(w)
                 if h == 0:                                   # free (or its holder died: DIED)
-                    if compare_exchange_p(p, c_arg(w), c_arg(mine | (w & _WAITERS) | slept)) == w:
+                    new = taken(w, mine) | (w & _WAITERS) | slept
+                    if compare_exchange_p(p, c_arg(w), c_arg(new)) == w:
                         died = bool(w & _DIED)
                         break
                     continue
-                if h == tid + 1 and self.fast != mine:
+                if h == tid + 1 and self.fast == -1:
                     raise DeadlockError(f"{self.owner}: a {self.name.upper()} from inside send_into's fill on "
                                         "the same buffer would write over the message being made")
                 if h == tid + 1:                             # kept by us, and someone asked: hand it on
-                    if compare_exchange_p(p, c_arg(w), 0) == w and w & _WAITERS:
+                    if compare_exchange_p(p, c_arg(w), c_arg(w & _GEN)) == w and w & _WAITERS:
                         atomics.futex_wake_p(p, 1)
                     contended = True
                     continue
@@ -343,14 +378,16 @@ class SideLock:
                 if self.biased and w != fenced:              # (the same word: the holder was inside and
                     membarrier()                             # will see WAITERS on its way out)
                     fenced = w
-                    if self.key not in self.find_line(holder):   # outside: take the word over
-                        if compare_exchange_p(p, c_arg(w), c_arg(mine | _WAITERS)) == w:
+                    if self.key not in self.find_line(holder):   # outside: take the word over,
+                        new = taken(w, mine) | _WAITERS           # unless it changed hands since
+                        if compare_exchange_p(p, c_arg(w), c_arg(new)) == w:
                             break
                         continue
                 alive = mutex.holder_alive(self.threads, holder) if timed_out \
                     else mutex._holder_state_live(self.threads, holder)
                 if not alive:                                # died inside: the word is ours
-                    if compare_exchange_p(p, c_arg(w), c_arg(mine | _WAITERS)) == w:
+                    new = taken(w, mine) | _WAITERS
+                    if compare_exchange_p(p, c_arg(w), c_arg(new)) == w:
                         died = True
                         break
                     continue
@@ -384,6 +421,8 @@ class SideLock:
             if stack is not None:
                 stack.close()
         self.died = died
+        self.held = self.fast = new & ~_WAITERS
+        self.keep = self.held if self.biased and not self.eager else -1
         if contended:
             self._go_eager()
         return None if timeout is None else max(0.0, timeout - (_now() - t0))
@@ -394,17 +433,15 @@ class SideLock:
         p = self.p
         while True:
             w = load_raw(p, SEQ_CST)
-            if w >> _SHIFT != self.tid + 1:
+            if holder_field(w) != self.tid + 1:
                 break                                # taken over while we were outside
-            if compare_exchange_p(p, c_arg(w), 0) == w:
+            if compare_exchange_p(p, c_arg(w), c_arg(w & _GEN)) == w:
                 if w & _WAITERS:
                     atomics.futex_wake_p(p, 1)
                     self._go_eager()
                 break
         if self.eager:
-            self.eager -= 1
-            if not self.eager and self.biased:
-                self.keep = self.mine
+            self.eager -= 1                          # the next acquisition keeps the word again at 0
 
     def _go_eager(self):
         self.eager, self.keep = EAGER_OPS, -1
@@ -413,12 +450,20 @@ class SideLock:
 
     def holder(self):
         """tid of the thread holding (or keeping) the word, or None."""
-        return mutex.holder_of(load_raw(self.p, SEQ_CST))
+        h = holder_field(load_raw(self.p, SEQ_CST))
+        return h - 1 if h else None
 
     def mark_owner_died(self, tid):
         """Death hook (a burier): if dead thread tid holds the word, it becomes
-        DIED and every sleeper wakes.  True if it did."""
-        return mutex.mark_owner_died(self.addr, tid)
+        DIED (free, generation kept) and every sleeper wakes.  True if it did."""
+        p = self.p
+        while True:
+            w = load_raw(p, SEQ_CST)
+            if holder_field(w) != tid + 1:
+                return False
+            if compare_exchange_p(p, c_arg(w), c_arg(w & (_GEN | _WAITERS) | _DIED)) == w:
+                atomics.futex_wake_p(p, atomics.ALL)
+                return True
 
     def wake_all(self):
         atomics.futex_wake_p(self.p, atomics.ALL)

@@ -41,7 +41,7 @@ from ..errors import (AddressSpaceBusy, AlreadyMapped, BlockInUse, NoSuchAddress
                       OutOfMemory, OutOfResources)
 from ..threads import LIVE, O_AS
 from .tables import (A_ID, A_MAPPED, A_PAGE_LIMIT, A_PAGES, A_RES_LIMIT, A_SWAPPED, AS_ENTRY,
-                     B_FIRST, B_ID, B_MAPCOUNT, B_MASK, B_NPAGES, B_OWNER, BLOCK_ENTRY, D_BLOCK, D_OWNER, D_WORD,
+                     B_FIRST, B_ID, B_MAPCOUNT, B_MASK, B_NAME, B_NPAGES, B_OWNER, BLOCK_ENTRY, BLOCK_NAME, D_BLOCK, D_OWNER, D_WORD,
                      DESC, EVICTING, F_OWNER, H_COMMITTED, LOADING, PTE_VALID, PTE_WRITE, RESIDENT, STATE_MASK,
                      SWAPPED, ZERO)
 
@@ -156,11 +156,13 @@ class AddressSpaces:
 
     # --- ALLOCATE / FREE ---------------------------------------------------------------
 
-    def allocate_block(self, nbytes):
+    def allocate_block(self, nbytes, name=None):
         """A block of ceil(nbytes / page_size) pages, zero-filled on first touch.
-        Charged to the calling thread's address space.  ValueError, OutOfMemory,
+        Charged to the calling thread's address space.  `name` (up to 16
+        bytes) names it in traces and race reports.  ValueError, OutOfMemory,
         OutOfResources (block table full)."""
         checks.integer("ALLOCATE_BLOCK", "an int byte count nbytes >= 1", nbytes, lo=1)
+        checks.name("ALLOCATE_BLOCK", name, 16)
         vm = self.vm
         g = self.geo
         npages = -(-nbytes // g.page_size)
@@ -198,6 +200,8 @@ class AddressSpaces:
             vm.put(bo + B_MAPCOUNT, 0)
             vm.put(bo + B_MASK, 0)
             vm.put(bo + B_OWNER, me + 1)
+            raw = (name or "").encode("utf-8", "replace")[:BLOCK_NAME]
+            self.buf[bo + B_NAME:bo + B_NAME + BLOCK_NAME] = raw.ljust(BLOCK_NAME, b"\0")
             vm.put(bo + B_ID, block)
             vm.add(vm.base + H_COMMITTED, npages)
             vm.add(ao + A_PAGES, npages)
@@ -395,10 +399,11 @@ def DELETE_ADDRESS_SPACE(as_id):
     vm.spaces.delete(_as_id("DELETE_ADDRESS_SPACE", as_id))
 
 
-def ALLOCATE_BLOCK(nbytes):
+def ALLOCATE_BLOCK(nbytes, name=None):
     """A block of whole pages holding at least nbytes, zero-filled on first
-    touch; returns its id.  ValueError for nbytes <= 0; OutOfMemory."""
-    return _vm().spaces.allocate_block(nbytes)
+    touch; returns its id.  `name` (optional, up to 16 bytes) shows in traces
+    and race reports.  ValueError for nbytes <= 0; OutOfMemory."""
+    return _vm().spaces.allocate_block(nbytes, name)
 
 
 def FREE_BLOCK(block):

@@ -111,8 +111,10 @@ PTE_VALID, PTE_WRITE = 1, 2
 #    24   8  mapcount  mappings anywhere (FREE_BLOCK refuses while > 0)
 #    32   8  as_mask   bit s set while address-space slot s maps it (whose epochs an eviction bumps)
 #    40   8  owner     address-space slot + 1 charged for its pages (0: none)
+#    48  16  name      ALLOCATE_BLOCK(n, name=...): UTF-8, NUL padded (race reports, traces)
 BLOCK_ENTRY = 64
-B_ID, B_FIRST, B_NPAGES, B_MAPCOUNT, B_MASK, B_OWNER = 0, 8, 16, 24, 32, 40
+B_ID, B_FIRST, B_NPAGES, B_MAPCOUNT, B_MASK, B_OWNER, B_NAME = 0, 8, 16, 24, 32, 40, 48
+BLOCK_NAME = 16
 
 # --- page descriptor (DESC bytes; VM lock, futex-waited by faulting threads) --
 #

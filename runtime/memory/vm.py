@@ -40,7 +40,7 @@ from .address_spaces import AddressSpaces
 from .frames import Frames
 from .shootdown import Shootdown
 from .swap import SwapFile, default_path
-from .tables import (A_ID, AS_ENTRY, AS_STATS, B_MASK, BLOCK_ENTRY, C_ACK, CPU_ENTRY, D_BLOCK, D_WORD, DESC,
+from .tables import (A_ID, AS_ENTRY, AS_STATS, B_MASK, B_NAME, BLOCK_ENTRY, BLOCK_NAME, C_ACK, CPU_ENTRY, D_BLOCK, D_WORD, DESC,
                      F_OWNER, F_PAGE, FRAME_ENTRY, H_COMMITTED, H_EVICTIONS, H_FREE, H_HAND, H_INTERRUPTS,
                      H_LOCK, H_REPAIRS, H_RNG, H_SEQ, H_SHOOTDOWNS, H_SWAP_READS, H_SWAP_WRITES, OFFLINE, STATE_MASK,
                      STATE_NAMES, Geometry, _align)
@@ -224,6 +224,16 @@ class VirtualMemory:
         return mask
 
     # --- statistics (lock-free: plain reads, may be a few microseconds apart) ----
+
+    def block_name(self, block):
+        """The name given to ALLOCATE_BLOCK for block id `block` ('' if none or gone)."""
+        g = self.geo
+        if not isinstance(block, int) or block <= 0:
+            return ""
+        bo = self.o_blocks + (block - 1) % g.max_blocks * BLOCK_ENTRY
+        if self.get(bo) != block:
+            return ""
+        return bytes(self.buf[bo + B_NAME:bo + B_NAME + BLOCK_NAME]).rstrip(b"\0").decode("utf-8", "replace")
 
     def block_id_of_slot(self, slot):
         """The id of the block in table slot `slot` (0 when it is free)."""

@@ -37,6 +37,7 @@ Header (HEADER bytes, words):
      19  cur_flags      holder: PREEMPTED when the current step is a preemption
      20  abort_slot     holder: the thread an ABORT concerns (-1: none)
      21  run            boot, then +1 by each reset: the run a trace record belongs to
+     22  default        holder: the tid the non-preemptive rule would have run at the current step
      24..31 changes     boot: PCT's change points (step numbers)
 
 Thread records (RECORD bytes each, one per thread slot, words):
@@ -49,10 +50,12 @@ Thread records (RECORD bytes each, one per thread slot, words):
       5  deadline       self: virtual time its timeout ends (0: none)
       6  flags          self and holder: TIMED_OUT, DEADLOCK, SPINNING, STARTED
       7  priority       creator: PCT priority
-      8  spin           self: target of its last read, or 0
-      9  spin_mark      self: `writes` when it made that read
+      8  reads          self: where its next read goes in the four below
+      9  -
      10  site           self: site of the pending op
      11  tid            creator: the tid in this slot during the run
+  12-15  read targets   self: the last four things it read (the spin rule) ...
+  16-19  read steps     self: ... and the step at which it read each
 
 Trace (TRACE_RECORD bytes per step, max_steps of them, words):
 
@@ -60,6 +63,10 @@ Trace (TRACE_RECORD bytes per step, max_steps of them, words):
       2  target         3  aux: vaddr, AWAIT value, SEND size, ...
       4  value          5  site (offset in the sites area + 1; 0: none)
       6  enabled mask   7  sleep mask       8  block id (memory steps)    9  run
+     10  default        the tid running on without a preemption would have chosen
+
+Write stamps (STAMPS words): the last step that wrote a target, hashed
+(holder; a collision makes a word look written, never the reverse).
 
 Prefix (8 bytes per step): the tid to run at step i (PREFIX, REPLAY, PAUSE).
 Sites (SITES bytes): records "u16 length, UTF-8 'file:line'"; a site's id is
@@ -77,20 +84,23 @@ ABORT_HANG, ABORT_STEPLIMIT, ABORT_PRUNED, ABORT_PAUSED, ABORT_MISMATCH, ABORT_D
 
 (H_STRATEGY, H_SEED, H_MAX_STEPS, H_DEPTH, H_HORIZON, H_PREFIX_LEN, H_SLEEP_AT, H_SLEEP_ADD, H_STEPS,
  H_RUNNER, H_ABORT, H_VCLOCK, H_PREEMPTIONS, H_SLEEP, H_CREATED, H_SITES, H_WRITES, H_ENABLED, H_CUR_SLEEP,
- H_CUR_FLAGS, H_ABORT_SLOT, H_RUN) = range(22)
+ H_CUR_FLAGS, H_ABORT_SLOT, H_RUN, H_DEFAULT) = range(23)
 H_CHANGES, MAX_CHANGES = 24, 8
 HEADER = 8 * 32
 
-R_TURN, R_OP, R_TARGET, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_PRIORITY, R_SPIN, R_SPIN_MARK, R_SITE, R_TID = \
+R_TURN, R_OP, R_TARGET, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_PRIORITY, R_READS, _R9, R_SITE, R_TID = \
     range(12)
-RECORD = 8 * 12
+R_READ_TARGETS, R_READ_STEPS, READS = 12, 16, 4
+RECORD = 8 * 20
+STAMPS = 512
 TIMED_OUT, DEADLOCK, SPINNING, STARTED = 1, 2, 4, 8
 
-TRACE_WORDS = 10
+TRACE_WORDS = 11
 TRACE_RECORD = 8 * TRACE_WORDS
-PREEMPTED, NOBODY, TIMEOUT, FAILED, ONGOING = 1, 2, 4, 8, 16
+PREEMPTED, NOBODY, TIMEOUT, FAILED, ONGOING, YIELDED = 1, 2, 4, 8, 16, 32
 # step flags: a preemption; a wake-up that woke nobody; a wait that timed out; the op raised; the thread
-# that ran the step before could have run on (choosing another was a preemption; not after a YIELD)
+# that ran the step before could have run on; it YIELDed or spins (then the next thread in slot order
+# runs: any other choice is a preemption too)
 SITES = 1 << 16
 MAX_CONTROLLED_THREADS = 64                       # enabled and sleep sets are one 64-bit mask
 
@@ -102,7 +112,7 @@ def section_size(config):
     if config.get("schedule") is None:
         return 0
     steps = config.get("max_steps")
-    return HEADER + RECORD * config.max_threads + (TRACE_RECORD + 8) * steps + SITES
+    return HEADER + RECORD * config.max_threads + 8 * STAMPS + (TRACE_RECORD + 8) * steps + SITES
 
 
 class Board:
@@ -116,7 +126,8 @@ class Board:
         self.max_steps = config.get("max_steps")
         self.base = offset
         self.threads_off = offset + HEADER
-        self.trace_off = self.threads_off + RECORD * self.n
+        self.stamps_off = self.threads_off + RECORD * self.n
+        self.trace_off = self.stamps_off + 8 * STAMPS
         self.prefix_off = self.trace_off + TRACE_RECORD * self.max_steps
         self.sites_off = self.prefix_off + 8 * self.max_steps
         size = section_size(config)
@@ -124,6 +135,7 @@ class Board:
         self.hq = 0
         self.tq = (self.threads_off - offset) // 8
         self.trq = (self.trace_off - offset) // 8
+        self.sq = (self.stamps_off - offset) // 8
         self.pq = (self.prefix_off - offset) // 8
 
     def release(self):
@@ -153,6 +165,14 @@ class Board:
         for f in range(RECORD // 8):
             if f != R_TURN:
                 self.q[i + f] = 0
+
+    # --- write stamps (the spin rule) ----------------------------------------------------
+
+    def stamp(self, target, step):
+        self.q[self.sq + _hash(target)] = step
+
+    def written_at(self, target):
+        return self.q[self.sq + _hash(target)]
 
     # --- trace and prefix ---------------------------------------------------------------
 
@@ -206,3 +226,8 @@ class Board:
         for slot in range(self.n):
             i = self.tq + slot * (RECORD // 8)
             self.q[i:i + RECORD // 8] = array("q", bytes(RECORD))
+        self.q[self.sq:self.sq + STAMPS] = array("q", bytes(8 * STAMPS))
+
+
+def _hash(target):
+    return (target * 0x9E3779B97F4A7C15) >> 40 & (STAMPS - 1)

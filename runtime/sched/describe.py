@@ -159,10 +159,8 @@ def snapshot(kernel, board):
 
 
 def _spins(board, slot):
-    from .board import H_WRITES, R_SPIN, R_SPIN_MARK
-    from .gate import _bit
-    return board.rec(slot, R_OP) in (ops.LOAD, ops.READ) and board.rec(slot, R_SPIN_MARK) == \
-        board.get(H_WRITES) and bool(board.rec(slot, R_SPIN) & _bit(board.rec(slot, R_TARGET)))
+    from .gate import spinning
+    return spinning(board, slot)
 
 
 def _short(site):

@@ -49,11 +49,11 @@ import time
 from .. import atomics
 from ..errors import DeadlockError, Hang, KernelError, ReplayMismatch, StepLimit
 from . import ops, strategies
-from .board import (ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_RECYCLE, ABORT_STEPLIMIT,
+from .board import (H_DEFAULT, YIELDED, ABORT_DIED, ABORT_HANG, ABORT_MISMATCH, ABORT_PAUSED, ABORT_PRUNED, ABORT_RECYCLE, ABORT_STEPLIMIT,
                     DEADLOCK, FAILED, H_ABORT, H_ABORT_SLOT, H_CUR_FLAGS, H_CUR_SLEEP, H_ENABLED, H_MAX_STEPS,
                     H_PREEMPTIONS, H_RUN, H_RUNNER, H_SLEEP, H_SLEEP_ADD, H_SLEEP_AT, H_STEPS, H_STRATEGY, H_VCLOCK,
-                    H_WRITES, NOBODY, ONGOING, PREEMPTED, PREFIX, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_OP, R_SITE, R_SPIN,
-                    R_SPIN_MARK, R_TARGET, R_TID, R_TURN, STARTED, TIMED_OUT, TIMEOUT)
+                    NOBODY, ONGOING, PREEMPTED, PREFIX, R_ARG, R_ARG2, R_DEADLINE, R_FLAGS, R_OP, R_READ_STEPS,
+                    R_READ_TARGETS, R_READS, R_SITE, R_TARGET, R_TID, R_TURN, READS, STARTED, TIMED_OUT, TIMEOUT)
 
 _RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _WAIT_SLICE = 0.25
@@ -69,9 +69,24 @@ def _word(x):
     return x if _WORD_MIN <= x <= _WORD_MAX else (_WORD_MAX if x > 0 else _WORD_MIN)
 
 
-def _bit(target):
-    """A target's bit in a thread's 64-bit record of what it read (a hash)."""
-    return 1 << ((target * 0x9E3779B97F4A7C15) >> 58 & 63)
+def spinning(b, s, page_size=4096):
+    """(the board, a slot) Is the thread about to re-read something that
+    nobody wrote since it last read it?  (A word's page counts: STORE_BYTES.)"""
+    if b.rec(s, R_OP) not in (ops.LOAD, ops.READ):
+        return False
+    target = b.rec(s, R_TARGET)
+    for i in range(READS):
+        if b.rec(s, R_READ_TARGETS + i) == target:
+            read_at = b.rec(s, R_READ_STEPS + i)
+            if b.written_at(target) >= read_at:
+                return False
+            if target >> ops.KIND_SHIFT == ops.WORD:
+                v = target & ops.VALUE
+                page = ops.page_target(v >> 32, (v & 0xFFFFFFFF) & ~(page_size - 1))
+                if b.written_at(page) >= read_at:
+                    return False
+            return True
+    return False
 
 
 class Recycle(BaseException):
@@ -157,14 +172,11 @@ class Gate:
             value = 0
         value = max(-(1 << 63), min(value, (1 << 63) - 1))
         b.write_step(step, [self.tid, op | flags << 8, target, aux, value, b.rec(me, R_SITE),
-                            b.get(H_ENABLED), b.get(H_CUR_SLEEP), block, b.get(H_RUN)])
+                            b.get(H_ENABLED), b.get(H_CUR_SLEEP), block, b.get(H_RUN), b.get(H_DEFAULT)])
         if op in ops.READS or op == ops.READ:
-            writes = b.get(H_WRITES)
-            seen = b.rec(me, R_SPIN) if b.rec(me, R_SPIN_MARK) == writes else 0
-            b.set_rec(me, R_SPIN, seen | _bit(target))     # what it read since the last write anywhere
-            b.set_rec(me, R_SPIN_MARK, writes)
-        elif op not in (ops.START, ops.YIELD, ops.SLEEP, ops.SPAWN, ops.JOIN, ops.AWAIT, ops.TICKET):
-            b.put(H_WRITES, b.get(H_WRITES) + 1)
+            self._remember_read(target, step)
+        elif op not in (ops.START, ops.YIELD, ops.SLEEP, ops.SPAWN, ops.JOIN, ops.AWAIT):
+            b.stamp(target, step)                           # written now (the spin rule)
         b.set_rec(me, R_OP, 0)
         self.inside = False
 
@@ -262,8 +274,7 @@ class Gate:
             runnable = self._time_out()
             if not runnable:
                 return self._abort(ABORT_HANG, me, exclude_self)
-        writes = b.get(H_WRITES)
-        spinning = {s for s in runnable if self._spinning(s, writes)}
+        spinning = {s for s in runnable if self._spinning(s)}
         cands = [s for s in runnable if s not in spinning] or runnable
         if (b.rec(me, R_OP) == ops.YIELD or me in spinning) and not exclude_self:
             cands = [s for s in cands if s != me] or cands    # fair: a YIELD, a spin, lets the others run first
@@ -275,8 +286,9 @@ class Gate:
         # YIELD offers the processor, and a spinner waits for someone else: switching away from either is
         # no preemption, and the next thread in slot order runs (round robin: spinners take turns)
         yielding = b.rec(me, R_OP) == ops.YIELD or me in spinning
-        current = None if exclude_self or yielding else (me if me in cands else None)   # (before the sleep
-        sleep = b.get(H_SLEEP)                                              # set: switching from a sleeper preempts)
+        current = None if exclude_self or yielding else (me if me in cands else None)
+        default = strategies.run_on(cands, current, me if yielding else None)   # (before the sleep set:
+        sleep = b.get(H_SLEEP)                                                  # switching from a sleeper preempts)
         if step == b.get(H_SLEEP_AT):
             sleep |= b.get(H_SLEEP_ADD)
         if strategy == PREFIX:
@@ -290,9 +302,15 @@ class Gate:
             return self._abort(ABORT_MISMATCH, me, exclude_self)
         if chosen == strategies.STOP:
             return self._abort(ABORT_PAUSED, me, exclude_self)
-        preempted = current is not None and chosen != current
+        # A preemption: another thread than the non-preemptive rule's while this one could run on (or
+        # offered the processor with a YIELD or a spin, whose rule is the next thread in slot order).
+        # Choosing among the others when this one blocked or ended is free.
+        costly = current is not None or (yielding and not exclude_self)
+        preempted = costly and chosen != default
         b.put(H_CUR_SLEEP, sleep)
-        b.put(H_CUR_FLAGS, (PREEMPTED if preempted else 0) | (ONGOING if current is not None else 0))
+        b.put(H_CUR_FLAGS, (PREEMPTED if preempted else 0) | (ONGOING if current is not None else 0)
+              | (YIELDED if costly and current is None else 0))
+        b.put(H_DEFAULT, b.rec(default, R_TID))
         if preempted:
             b.put(H_PREEMPTIONS, b.get(H_PREEMPTIONS) + 1)
         if sleep:                                 # the sleep set of the state after this step
@@ -309,13 +327,22 @@ class Gate:
             if not exclude_self:
                 self._wait_turn()
 
-    def _spinning(self, s, writes):
-        """Is thread s about to read again what it read since anything at all
-        was last written?  (Then its read cannot find anything new: it spins.)"""
-        b = self.board
-        op = b.rec(s, R_OP)
-        return op in (ops.LOAD, ops.READ) and b.rec(s, R_SPIN_MARK) == writes \
-            and bool(b.rec(s, R_SPIN) & _bit(b.rec(s, R_TARGET)))
+    def _remember_read(self, target, step):
+        b, me = self.board, self.slot
+        for i in range(READS):
+            if b.rec(me, R_READ_TARGETS + i) == target:
+                b.set_rec(me, R_READ_STEPS + i, step)
+                return
+        i = b.rec(me, R_READS) % READS
+        b.set_rec(me, R_READ_TARGETS + i, target)
+        b.set_rec(me, R_READ_STEPS + i, step)
+        b.set_rec(me, R_READS, i + 1)
+
+    def _spinning(self, s, writes=None):
+        """Is thread s about to read again a word (or eventcount) that nobody
+        wrote since it last read it?  Then its read cannot find anything new:
+        it spins."""
+        return spinning(self.board, s, self.page_size)
 
     def _at_gates(self):
         """Slots of the threads waiting at a gate (pending op != 0), ascending."""

@@ -81,7 +81,7 @@ def choose(board, strategy, step, cands, current, tid_of, after=None):
     (pause: the choices are used up).  after: the slot that YIELDs (the
     non-preemptive strategies then move on to the next thread in slot order)."""
     if strategy == RR:
-        return _run_on(cands, current, after)
+        return run_on(cands, current, after)
     if strategy == RANDOM:
         return cands[mix(board.get(H_SEED), step) % len(cands)]
     if strategy == PCT:
@@ -98,10 +98,10 @@ def choose(board, strategy, step, cands, current, tid_of, after=None):
     if strategy == REPLAY:
         return MISMATCH
     assert strategy == PREFIX
-    return _run_on(cands, current, after)
+    return run_on(cands, current, after)
 
 
-def _run_on(cands, current, after):
+def run_on(cands, current, after):
     """Without preempting: the current thread while it can run, else (or
     after a YIELD) the next one in slot order, round robin."""
     if current in cands:

@@ -23,7 +23,7 @@ import zlib
 
 from ..errors import ReplayMismatch
 from . import ops
-from .board import FAILED, H_RUN, H_STEPS, NOBODY, ONGOING, PREEMPTED, TIMEOUT
+from .board import FAILED, H_RUN, H_STEPS, NOBODY, ONGOING, PREEMPTED, TIMEOUT, YIELDED
 from .describe import describe_op
 
 PREFIX = "vos1:"
@@ -83,7 +83,8 @@ def read_trace(kernel):
 
 def read_raw(kernel):
     """The explorer's view of the run: (tid, enabled tids, sleep tids,
-    preempted, ongoing) per recorded step; cheap (no words)."""
+    preempted, costly, default) per recorded step -- costly: choosing another
+    than `default` there is a preemption; cheap (no words)."""
     b = kernel.sched
     run = b.get(H_RUN)
     n = kernel.config.max_threads
@@ -94,8 +95,10 @@ def read_raw(kernel):
         if w[9] != run:
             break
         slot_tid[w[0] % n] = w[0]
-        out.append((w[0], w[6], w[7], bool((w[1] >> 8) & PREEMPTED), bool((w[1] >> 8) & ONGOING)))
-    return [(tid, _tids(en, slot_tid), _tids(sl, slot_tid), pre, on) for tid, en, sl, pre, on in out]
+        out.append((w[0], w[6], w[7], bool((w[1] >> 8) & PREEMPTED), bool((w[1] >> 8) & (ONGOING | YIELDED)),
+                    w[10]))
+    return [(tid, _tids(en, slot_tid), _tids(sl, slot_tid), pre, costly, default)
+            for tid, en, sl, pre, costly, default in out]
 
 
 def _target(kernel, op, target, aux, block):

@@ -239,7 +239,7 @@ class ControlledRing(Ring):
         box = [0]
         with _step(g, box):
             m = Ring.receive_nowait(self)
-            box[0] = len(m) if isinstance(m, (bytes, bytearray)) else 0
+            box[0] = 1                           # messages taken (the race detector matches them)
         return m
 
     def receive_nowait(self):
@@ -247,7 +247,7 @@ class ControlledRing(Ring):
         box = [0]
         with _step(g, box):
             m = Ring.receive_nowait(self)
-            box[0] = len(m) if isinstance(m, (bytes, bytearray)) else 0
+            box[0] = 1
         return m
 
     def receive_many(self, max_messages=None, timeout=None, views=False):
