@@ -87,18 +87,18 @@ def LOAD(vaddr):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    while True:
-        try:
+    try:                                     # (a try costs one NOP: outside the loop)
+        while True:
             ent = m.tlb.get(vaddr >> m.shift)
-        except TypeError:
-            checks.address("LOAD", vaddr)    # names a non-int address (a try costs the fast path nothing)
-            raise
-        w = m.words
-        if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
-            return w[(vaddr >> 3) + ent[3]]
-        r = m.fault(vaddr, False, "load")
-        if r is not _RETRY:
-            return r
+            w = m.words
+            if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
+                return w[(vaddr >> 3) + ent[3]]
+            r = m.fault(vaddr, False, "load")
+            if r is not _RETRY:
+                return r
+    except TypeError:
+        checks.address("LOAD", vaddr)        # names a non-int address (`>>` failed); else as it was
+        raise
 
 
 def STORE(vaddr, value):
@@ -112,23 +112,23 @@ def STORE(vaddr, value):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    while True:
-        try:
+    try:
+        while True:
             ent = m.tlb.get(vaddr >> m.shift)
-        except TypeError:
-            checks.address("STORE", vaddr)
-            raise
-        w = m.words
-        if ent is not None and ent[2] and ent[0] == w[m.epoch_idx] and not vaddr & 7:
-            try:
-                w[(vaddr >> 3) + ent[3]] = value
-            except (ValueError, TypeError):
-                raise _bad_word(value) from None
-            return
-        _check_word(value)
-        r = m.fault(vaddr, True, "store", value)
-        if r is not _RETRY:
-            return
+            w = m.words
+            if ent is not None and ent[2] and ent[0] == w[m.epoch_idx] and not vaddr & 7:
+                try:
+                    w[(vaddr >> 3) + ent[3]] = value
+                except (ValueError, TypeError):
+                    raise _bad_word(value) from None
+                return
+            _check_word(value)
+            r = m.fault(vaddr, True, "store", value)
+            if r is not _RETRY:
+                return
+    except TypeError:
+        checks.address("STORE", vaddr)       # see LOAD
+        raise
 
 
 def RSM(vaddr):
@@ -138,17 +138,17 @@ def RSM(vaddr):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    while True:
-        try:
+    try:
+        while True:
             ent = m.tlb.get(vaddr >> m.shift)
-        except TypeError:
-            checks.address("RSM", vaddr)
-            raise
-        if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
-            return atomics.exchange(m.addr + vaddr + ent[1], 1)
-        r = m.fault(vaddr, True, "rsm")
-        if r is not _RETRY:
-            return r
+            if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
+                return atomics.exchange(m.addr + vaddr + ent[1], 1)
+            r = m.fault(vaddr, True, "rsm")
+            if r is not _RETRY:
+                return r
+    except TypeError:
+        checks.address("RSM", vaddr)         # see LOAD
+        raise
 
 
 def LOAD_BYTES(vaddr, n):
