@@ -52,7 +52,7 @@ and the senders take a TICKET from a sequencer to queue up:
         p.message[READ(p.in) mod N] <- msg      return msg
         ADVANCE(p.in)
 
-AWAIT(ec, v) returns once READ(ec) > v (S&K's convention, TEXTBOOK.md): so
+AWAIT(ec, v) returns once READ(ec) > v (S&K's convention, docs/REFERENCE.md): so
 AWAIT(p.in, t - 1) waits for the t senders before this one, AWAIT(p.out,
 p.in - N) for a free slot, AWAIT(p.in, p.out) for a message.  A thread that
 waits sleeps (no busy wait); nobody holds a lock.  (`in` is a Python

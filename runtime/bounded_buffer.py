@@ -74,6 +74,7 @@ import sys
 
 from . import arena as _arena
 from . import atomics
+from . import checks
 from . import context as _cx
 from . import mutex
 from .buffer_layout import DEALLOCATED, READERS_GONE, WRITERS_GONE, arena_size, format_header
@@ -187,22 +188,12 @@ class Buffers:
         `capacity` bytes.  TypeError for an n or capacity that is not an int;
         ValueError for n < 1 or capacity < 1; OutOfResources when the table or
         /dev/shm is full.  Any process."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"ALLOCATE_BOUNDED_BUFFER: n, the number of message slots, must be an int, "
-                            f"not {type(n).__name__} {n!r}")
-        if n < 1:
-            raise ValueError(f"a bounded buffer needs n >= 1 message slots, not {n!r}")
-        if n >= 1 << 40:
-            raise ValueError(f"n = {n} message slots is more than a bounded buffer can have")
+        checks.integer("ALLOCATE_BOUNDED_BUFFER", "an int number of message slots n from 1 to 2**40 - 1", n,
+                       1, (1 << 40) - 1)
         if capacity is None:
             capacity = DEFAULT_CAPACITY
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"ALLOCATE_BOUNDED_BUFFER: capacity must be an int (bytes), "
-                            f"not {type(capacity).__name__} {capacity!r}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be a positive number of bytes, not {capacity!r}")
-        if capacity >= 1 << 40:
-            raise ValueError(f"capacity {capacity} is more than a bounded buffer can have")
+        checks.integer("ALLOCATE_BOUNDED_BUFFER", "an int capacity in bytes from 1 to 2**40 - 1 (or None: 1 MiB)",
+                       capacity, 1, (1 << 40) - 1)
         ctx = _cx.current()
         ident = self.kernel.next_id()
         for slot in range(self.max):
@@ -252,8 +243,8 @@ class Buffers:
                 return r
         if not (isinstance(slot, int) and 0 <= slot < self.max) \
                 or self._get(slot, E_ID) != ident or self._get(slot, E_STATE) != ALLOCATED:
-            if r is not None:
-                self._drop(slot)
+            if r is not None and (r.id != self._get(slot, E_ID) or self._get(slot, E_STATE) != ALLOCATED):
+                self._drop(slot)          # our mapping is stale; a live occupant's stays mapped
             raise BufferDeallocated(f"bounded buffer {ident} was deallocated (or never existed in this kernel)")
         self._drop(slot)
         try:
@@ -518,6 +509,8 @@ class BoundedBuffer:
     __slots__ = ("slot", "id", "_r")
 
     def __init__(self, slot, ident):
+        checks.integer("BoundedBuffer", "an int table slot", slot)
+        checks.integer("BoundedBuffer", "an int buffer id", ident)
         self.slot = slot
         self.id = ident
         self._r = None
@@ -548,7 +541,11 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if timeout is not None:
+            checks.timeout("BoundedBuffer.send", timeout)
         r.send(message, timeout)
+
+    _SEND = send      # what SEND calls: only buffers and writer ends have it (a socket's send is not ours)
 
     def send_nowait(self, message):
         """SEND that never blocks: WouldBlock when full (or another sender is busy)."""
@@ -563,7 +560,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
-        return r.send_many(messages, timeout)
+        return r.send_many(checks.messages("BoundedBuffer.send_many", messages, timeout), timeout)
 
     def send_into(self, size, fill, timeout=None):
         """SEND with no copy: fill(view) writes the message straight into the
@@ -577,6 +574,7 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        checks.send_into("BoundedBuffer.send_into", size, fill, timeout)
         return r.send_into(size, fill, timeout)
 
     # RECEIVE -------------------------------------------------------------------------
@@ -587,7 +585,11 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if timeout is not None:
+            checks.timeout("BoundedBuffer.receive", timeout)
         return r.receive(timeout)
+
+    _RECEIVE = receive    # what RECEIVE calls: only buffers and reader ends have it
 
     def receive_nowait(self):
         """RECEIVE that never blocks: WouldBlock when empty (or another receiver is busy)."""
@@ -603,6 +605,8 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if max_messages is not None or timeout is not None:
+            checks.receive_many("BoundedBuffer.receive_many", max_messages, timeout)
         return r.receive_many(max_messages, timeout, views)
 
     def receive_view(self, timeout=None):
@@ -612,6 +616,8 @@ class BoundedBuffer:
         r = self._r
         if r is None or r.ctx is not _cx._current:
             r = self._ring()
+        if timeout is not None:
+            checks.timeout("BoundedBuffer.receive_view", timeout)
         return r.receive_view(timeout)
 
     def release(self):
@@ -669,6 +675,9 @@ class _End:
     _role = 0
 
     def __init__(self, buffer, index):
+        if not isinstance(buffer, BoundedBuffer):
+            raise checks.refused(type(self).__name__, "a BoundedBuffer", buffer)
+        checks.integer(type(self).__name__, f"an int end index from 0 to {MAX_ENDS - 1}", index, 0, MAX_ENDS - 1)
         self.buffer = buffer
         self.index = index
         self._ctx = None
@@ -699,6 +708,7 @@ class _End:
         """Hand this end to thread tid: it closes when tid ends (even if tid
         never uses it).  For a runner that starts a thread with an end."""
         part = _cx.current().kernel.buffers
+        checks.integer(f"{type(self).__name__}.give", "a thread id (an int from ALLOCATE_THREAD)", tid)
         if not part.take_end(self.buffer.slot, self.buffer.id, self.index, tid):
             raise StreamClosed(f"{self!r} was closed")
         self._ctx = None
@@ -736,7 +746,11 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if timeout is not None:
+            checks.timeout("BufferWriter.send", timeout)
         r.send(message, timeout)
+
+    _SEND = send      # see BoundedBuffer._SEND
 
     def send_nowait(self, message):
         c, r = _cx._current, self._r
@@ -748,13 +762,14 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        return r.send_many(messages, timeout)
+        return r.send_many(checks.messages("BufferWriter.send_many", messages, timeout), timeout)
 
     def send_into(self, size, fill, timeout=None):
         """BoundedBuffer.send_into through this end."""
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        checks.send_into("BufferWriter.send_into", size, fill, timeout)
         return r.send_into(size, fill, timeout)
 
     def write(self, data):
@@ -763,7 +778,11 @@ class BufferWriter(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
-        view = memoryview(data).cast("B")
+        try:
+            view = memoryview(data).cast("B")
+        except (TypeError, ValueError):
+            raise checks.refused("BufferWriter.write", "bytes-like data (bytes, bytearray, a contiguous "
+                                 "memoryview)", data) from None
         size = len(view)
         chunk = min(STREAM_CHUNK, r.capacity)
         if size <= chunk:
@@ -788,7 +807,11 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if timeout is not None:
+            checks.timeout("BufferReader.receive", timeout)
         return r.receive(timeout)
+
+    _RECEIVE = receive    # see BoundedBuffer._RECEIVE
 
     def receive_nowait(self):
         c, r = _cx._current, self._r
@@ -800,12 +823,16 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if max_messages is not None or timeout is not None:
+            checks.receive_many("BufferReader.receive_many", max_messages, timeout)
         return r.receive_many(max_messages, timeout, views)
 
     def receive_view(self, timeout=None):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if timeout is not None:
+            checks.timeout("BufferReader.receive_view", timeout)
         return r.receive_view(timeout)
 
     def release(self):
@@ -838,6 +865,8 @@ class BufferReader(_End):
         c, r = _cx._current, self._r
         if self._ctx is not c or r.ctx is not c or c is None:
             r = self._enter()
+        if n is not None:
+            checks.integer("BufferReader.read", "a byte count n (an int; n < 0 or None: all of the stream)", n)
         if n is None or n < 0:
             parts = [self._left]
             self._left = b""
@@ -885,11 +914,14 @@ def ALLOCATE_BOUNDED_BUFFER(n, capacity=None):
 
 def SEND(buffer, message):
     """Append message to buffer; waits while it is full.  BufferDeallocated,
-    MessageTooLarge."""
+    MessageTooLarge.  SEND calls `buffer._SEND(message)`: a runtime class that
+    takes SEND (a bundle, a circuit) says so with `_SEND = send`, so that an
+    object that merely has a send method (a socket, a generator) is refused."""
     try:
-        send = buffer.send
+        send = buffer._SEND
     except AttributeError:
-        raise TypeError(f"SEND needs a bounded buffer, not {type(buffer).__name__}") from None
+        raise checks.refused("SEND", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its writer end, a "
+                             "bundle, a circuit)", buffer, checks.target_hint(buffer, "send", "_SEND")) from None
     send(message)
 
 
@@ -897,9 +929,10 @@ def RECEIVE(buffer):
     """Remove and return the oldest message; waits while the buffer is empty.
     bytes for bytes-like messages, an equal object for any other.  BufferDeallocated."""
     try:
-        receive = buffer.receive
+        receive = buffer._RECEIVE
     except AttributeError:
-        raise TypeError(f"RECEIVE needs a bounded buffer, not {type(buffer).__name__}") from None
+        raise checks.refused("RECEIVE", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER (or its reader end, a "
+                             "bundle, a circuit)", buffer, checks.target_hint(buffer, "receive", "_RECEIVE")) from None
     return receive()
 
 
@@ -908,7 +941,7 @@ def DEALLOCATE_BOUNDED_BUFFER(buffer):
     if isinstance(buffer, _End):
         buffer = buffer.buffer
     if not isinstance(buffer, BoundedBuffer):
-        raise TypeError(f"DEALLOCATE_BOUNDED_BUFFER needs a bounded buffer, not {type(buffer).__name__}")
+        raise checks.refused("DEALLOCATE_BOUNDED_BUFFER", "a bounded buffer from ALLOCATE_BOUNDED_BUFFER", buffer)
     buffer.deallocate()
 
 

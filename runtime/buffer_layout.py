@@ -44,6 +44,8 @@ object).  `in`, `out` and the byte counters in entries only grow.
 import pickle
 import struct
 
+from . import checks
+
 MAGIC = b"VOSRING1"
 R_MAGIC, R_ID, R_N, R_CAP, R_FLAGS = 0, 8, 16, 24, 32
 R_SLOCK, R_IN, R_SSLEEP, R_SPEAK, R_SPEAKB, R_SWAITS, R_SDIED = 64, 72, 80, 88, 96, 104, 112
@@ -92,7 +94,11 @@ def encode(message):
         if message.contiguous:
             return (message if message.format == "B" and message.ndim == 1 else message.cast("B")), RAW
         return message.tobytes(), RAW
-    return _dumps(message, 5), PICKLED
+    try:
+        return _dumps(message, 5), PICKLED
+    except Exception:
+        checks.picklable("SEND", "a message (bytes-like, or a value)", message)  # names the error
+        raise
 
 
 def unpickled(messages, metas):

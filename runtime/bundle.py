@@ -375,6 +375,8 @@ class Bundle:
             st = self._tx = _cx.current().kernel.bundles.sender(self)
         st.send(message, timeout)
 
+    _SEND = send      # what SEND calls (bounded_buffer.SEND): a bundle takes it as a buffer does
+
     def send_nowait(self, message):
         """SEND that never waits (WouldBlock when this thread's home member is
         full or another sender is inside it)."""
@@ -394,6 +396,8 @@ class Bundle:
         if st is None or st.ctx is not _cx._current:
             st = self._rx = _cx.current().kernel.bundles.receiver(self)
         return st.receive(timeout)
+
+    _RECEIVE = receive    # what RECEIVE calls
 
     def receive_nowait(self):
         """RECEIVE that never waits: WouldBlock when nothing can be taken now."""

@@ -5,10 +5,12 @@ kernel refused" in one clause.  Where an error is also a well-known Python error
 (a bad argument, a memory shortage, a timeout) it subclasses that too, so that
 ordinary Python code handles it the ordinary way.
 
-The names follow the textbook contract (see TEXTBOOK.md); the split mirrors
-trio's: errors that say *you* did something wrong (NotOwner, DeadlockError),
-errors that say *the other side* broke (OwnerDied, BufferDeallocated), and
-errors that say *the machine* ran out (OutOfResources, OutOfMemory).
+The names follow the textbook; docs/REFERENCE.md says, call by call, which
+ones each call raises and why.  The split mirrors trio's: errors that say
+*you* did something wrong (NotOwner, DeadlockError), errors that say *the
+other side* broke (OwnerDied, BufferDeallocated), and errors that say *the
+machine* ran out (OutOfResources, OutOfMemory).  A bad argument is a plain
+TypeError or ValueError naming the call (runtime/checks.py).
 """
 
 
@@ -37,7 +39,8 @@ class KernelDied(KernelError):
 
 
 class NotPicklable(KernelError, TypeError):
-    """A thread's procedure or arguments cannot be sent to a new process (spawn)."""
+    """A value that must cross to another process does not pickle: a thread's
+    procedure or arguments (spawn), a message to SEND, an exit status."""
 
 
 # --- threads -----------------------------------------------------------------

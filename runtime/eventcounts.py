@@ -69,6 +69,7 @@ import struct
 import time
 
 from . import atomics
+from . import checks
 from . import context as _context
 from .atomics import c_arg, fetch_add_raw, load_raw, SEQ_CST
 from .errors import KernelError, NoSuchObject, OutOfResources, WouldBlock
@@ -86,6 +87,7 @@ SLEEPER = 1 << 48
 _ONE_SLEEPER = c_arg(SLEEPER)
 _MINUS_ONE_SLEEPER = c_arg(-SLEEPER)
 DEFAULT_CAPACITY = 1024
+_VALUE = "an int value (AWAIT(ec, value) returns once READ(ec) > value)"
 _SLICE = 0.25
 _SPIN = 400 if (os.cpu_count() or 1) > 1 else 0
 _MIN_SPIN = 8
@@ -114,12 +116,15 @@ class Eventcount:
 
     `await` is a Python keyword, hence `await_`."""
 
-    __slots__ = ("id",)
+    # `_ec_id` is the id again, under a name no other handle has: the fast
+    # paths index their prepared pointers with it, so another kind of handle
+    # misses there and the slow path names the mistake (runtime/checks.py).
+    __slots__ = ("id", "_ec_id")
 
     def __init__(self, id):
         if type(id) is not int or id < 1:
             raise NoSuchObject(f"an eventcount id is a positive int, not {id!r}")
-        self.id = id
+        self.id = self._ec_id = id
 
     def __reduce__(self):
         return (Eventcount, (self.id,))
@@ -138,11 +143,13 @@ class Eventcount:
 
     def await_(self, value, timeout=None):
         ctx = _ctx()
+        checks.timeout("Eventcount.await_", timeout)
         ctx.kernel.eventcounts.await_(self, value, timeout)
 
     def await_nowait(self, value):
         """Return if READ(ec) > value already, else raise WouldBlock."""
         ctx = _ctx()
+        checks.integer("Eventcount.await_nowait", _VALUE, value)
         if not ctx.kernel.eventcounts.read(self) > value:
             raise WouldBlock(f"eventcount {self.id} is {ctx.kernel.eventcounts.read(self)}, not > {value}")
 
@@ -166,12 +173,12 @@ class Sequencer:
     """A sequencer handle: `seq.ticket()` is TICKET(seq); `seq.read()` peeks
     at the next ticket without taking it."""
 
-    __slots__ = ("id",)
+    __slots__ = ("id", "_seq_id")     # _seq_id: see Eventcount
 
     def __init__(self, id):
         if type(id) is not int or id < 1:
             raise NoSuchObject(f"a sequencer id is a positive int, not {id!r}")
-        self.id = id
+        self.id = self._seq_id = id
 
     def __reduce__(self):
         return (Sequencer, (self.id,))
@@ -273,26 +280,30 @@ class EventcountTable:
             return 0
         return _i64.unpack_from(self.buf, self._rec(i) + R_KIND)[0]
 
-    def _pointer(self, handle, kind):
+    def _pointer(self, handle, kind, call=None):
+        """The slow path of every call on a handle: check it (TypeError,
+        NoSuchObject, naming `call`) and prepare its pointer in this process."""
+        call = call or ("READ" if kind == EVENTCOUNT else "TICKET")
         cls = Eventcount if kind == EVENTCOUNT else Sequencer
         if type(handle) is not cls:
-            raise TypeError(f"expected {'an eventcount' if kind == EVENTCOUNT else 'a sequencer'}, "
-                            f"got {type(handle).__name__} {handle!r}")
+            what = "an eventcount from ALLOCATE_EVENTCOUNT" if kind == EVENTCOUNT else \
+                "a sequencer from ALLOCATE_SEQUENCER"
+            raise checks.refused(call, what, handle) from None
         if self._kind_of(handle.id) != kind:
-            raise NoSuchObject(f"no {KIND_NAMES[kind]} {handle.id} in this kernel "
-                               "(was it allocated by an earlier kernel?)")
+            raise NoSuchObject(f"{call}: no {KIND_NAMES[kind]} {handle.id} in this kernel (was it allocated by "
+                               "an earlier kernel, or made up?)") from None
         p = atomics.pointer(self.kernel.arena.addr + self._rec(handle.id))
         self._ptrs[kind][handle.id] = p
         return p
 
-    def _ec(self, ec):
+    def _ec(self, ec, call="READ"):
         """The prepared pointer of eventcount ec (TypeError for another kind
         of handle, NoSuchObject for an unknown one)."""
         try:
-            p = self._ec_ptrs[ec.id] if type(ec) is Eventcount else None
-        except IndexError:
+            p = self._ec_ptrs[ec._ec_id]
+        except (AttributeError, IndexError):
             p = None
-        return p if p is not None else self._pointer(ec, EVENTCOUNT)
+        return p if p is not None else self._pointer(ec, EVENTCOUNT, call)
 
     def name_of(self, i):
         o = self._rec(i) + R_NAME
@@ -301,8 +312,7 @@ class EventcountTable:
     # --- allocation ----------------------------------------------------------
 
     def allocate(self, kind, name=None):
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"a name is a str, not {type(name).__name__}")
+        checks.name("ALLOCATE_EVENTCOUNT" if kind == EVENTCOUNT else "ALLOCATE_SEQUENCER", name, NAME_SIZE)
         index = atomics.fetch_add(self.addr + H_ALLOCATED, 1)
         if index >= self.capacity:
             raise OutOfResources(f"all {self.capacity} eventcounts and sequencers are allocated; boot the "
@@ -324,11 +334,11 @@ class EventcountTable:
         """ADVANCE: add one; wake exactly the sleepers whose value is now exceeded.
         Never blocks."""
         try:                                      # self._ec(ec), inlined: the hot path
-            p = self._ec_ptrs[ec.id] if type(ec) is Eventcount else None
-        except IndexError:
+            p = self._ec_ptrs[ec._ec_id]
+        except (AttributeError, IndexError):
             p = None
         if p is None:
-            p = self._pointer(ec, EVENTCOUNT)     # checks the handle, once per process
+            p = self._pointer(ec, EVENTCOUNT, "ADVANCE")  # checks the handle, once per process
         old = fetch_add_raw(p, 1, SEQ_CST)
         if old >= SLEEPER:  # somebody sleeps on this word
             atomics.futex_wake_bitset(p, 1 << ((old & COUNT) % 32))
@@ -339,23 +349,22 @@ class EventcountTable:
         processor (after a short spin when it has a core of its own).
         TimeoutError after `timeout` seconds."""
         try:                                      # self._ec(ec), inlined: the hot path
-            p = self._ec_ptrs[ec.id] if type(ec) is Eventcount else None
-        except IndexError:
+            p = self._ec_ptrs[ec._ec_id]
+        except (AttributeError, IndexError):
             p = None
         if p is None:
-            p = self._pointer(ec, EVENTCOUNT)     # checks the handle, once per process
-        if _TSO:                                  # a plain load is an acquire load (atomics.py)
-            if (self._q[_QWORD + ec.id * _QRECORD] & COUNT) > value:
+            p = self._pointer(ec, EVENTCOUNT, "AWAIT")    # checks the handle, once per process
+        if type(value) is int:                    # anything else: the slow path names it
+            if _TSO:                              # a plain load is an acquire load (atomics.py)
+                if (self._q[_QWORD + ec.id * _QRECORD] & COUNT) > value:
+                    return
+            elif (load_raw(p, SEQ_CST) & COUNT) > value:
                 return
-        elif (load_raw(p, SEQ_CST) & COUNT) > value:
-            return
         self._await_slow(ec, p, value, timeout)
 
     def _await_slow(self, ec, p, value, timeout):
-        if type(value) is not int:
-            raise TypeError(f"AWAIT needs an int value, not {type(value).__name__} {value!r}")
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
+        checks.integer("AWAIT", _VALUE, value)
+        checks.timeout("AWAIT", timeout)
         k = self.kernel
         budget = self._budget
         if budget and not k.processors.contended():
@@ -407,20 +416,20 @@ class EventcountTable:
     def ticket(self, seq):
         """TICKET: the next number, 0, 1, 2, ..., each exactly once."""
         try:
-            p = self._seq_ptrs[seq.id] if type(seq) is Sequencer else None
-        except IndexError:
+            p = self._seq_ptrs[seq._seq_id]
+        except (AttributeError, IndexError):
             p = None
         if p is None:
-            p = self._pointer(seq, SEQUENCER)     # checks the handle, once per process
+            p = self._pointer(seq, SEQUENCER, "TICKET")   # checks the handle, once per process
         return fetch_add_raw(p, 1, SEQ_CST)
 
     def next_ticket(self, seq):
         try:
-            p = self._seq_ptrs[seq.id] if type(seq) is Sequencer else None
-        except IndexError:
+            p = self._seq_ptrs[seq._seq_id]
+        except (AttributeError, IndexError):
             p = None
         if p is None:
-            p = self._pointer(seq, SEQUENCER)     # checks the handle, once per process
+            p = self._pointer(seq, SEQUENCER, "Sequencer.read")
         return load_raw(p, SEQ_CST)
 
     # --- statistics ------------------------------------------------------------

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 
-from . import atomics
+from . import atomics, checks
 from .arena import Arena, Layout, new_name
 from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
@@ -157,57 +157,62 @@ class Config:
 
 
 class Kernel:
-    """The machine.  See TEXTBOOK.md for the contract.
+    """The machine.  docs/REFERENCE.md describes every call and every option.
 
     Kernel(processors=None, frames=256, page_size=4096, swap=None, seed=None,
-           max_threads=256, quantum=0.01, start_method=None, schedule=None,
-           max_steps=20000, **part_settings)
+           max_threads=None, quantum=0.01, start_method=None, schedule=None,
+           max_steps=None, **part_settings)
 
     schedule: None (free running) or a controlled run (sched/): "rr",
     "random", "pct", "pct:D", a replay token "vos1:...", or a sched.Schedule.
     A controlled kernel runs one thread at a time, allows at most 64 threads
-    (max_threads defaults to 64 there) and max_steps steps.
+    (max_threads defaults to 64 there, 256 otherwise) and max_steps steps
+    (20000 by default).
 
-    part_settings: the names in PART_SETTINGS; any other keyword is a TypeError.
+    part_settings: the names in PART_SETTINGS.  An unknown option or a bad
+    value is a TypeError / ValueError at once, naming it.
     """
 
     def __init__(self, processors=None, frames=256, page_size=4096, swap=None, seed=None, *,
                  max_threads=None, quantum=0.01, start_method=None, schedule=None, max_steps=None,
                  **part_settings):
+        _check_settings(part_settings)
+        checks.part_settings(part_settings)
+        checks.optional_integer("Kernel", "processors as an int >= 1, or None for no limit", processors, 1)
+        checks.integer("Kernel", "frames as an int from 1 to 2**31 - 1", frames, 1, (1 << 31) - 1)
+        checks.integer("Kernel", "page_size as a power of two from 64 to 2**20", page_size, 64, 1 << 20)
+        if page_size & (page_size - 1):
+            raise ValueError(f"Kernel needs page_size as a power of two from 64 to 2**20, not {page_size}")
+        if swap is not None and not isinstance(swap, (str, os.PathLike)):
+            raise checks.refused("Kernel", "swap as a file path (a str), or None for a temporary file", swap)
+        checks.optional_integer("Kernel", "seed as an int, or None", seed)
+        checks.optional_integer("Kernel", "max_threads as an int from 2 to 65536, or None", max_threads, 2, 65536)
+        checks.number("Kernel", "quantum as a number of seconds > 0", quantum)
         self._schedule = None
         if schedule is not None:
             self._schedule = sched.parse(schedule, seed)
             if max_threads is None:
                 max_threads = MAX_CONTROLLED_THREADS
-            if not isinstance(max_threads, int) or max_threads > MAX_CONTROLLED_THREADS:
-                raise ValueError(f"a controlled kernel (schedule=...) has at most {MAX_CONTROLLED_THREADS} "
-                                 f"threads, not max_threads={max_threads!r}")
+            if max_threads > MAX_CONTROLLED_THREADS:
+                raise ValueError(f"Kernel needs max_threads of at most {MAX_CONTROLLED_THREADS} in a controlled "
+                                 f"kernel (schedule=...), not {max_threads}")
             if max_steps is None:
                 max_steps = sched.DEFAULT_MAX_STEPS
-            if not isinstance(max_steps, int) or isinstance(max_steps, bool) or not 1 <= max_steps <= 10_000_000:
-                raise ValueError(f"max_steps must be an int from 1 to 10,000,000, not {max_steps!r}")
+            checks.integer("Kernel", "max_steps as an int from 1 to 10,000,000", max_steps, 1, 10_000_000)
             part_settings["schedule"] = self._schedule.strategy
             part_settings["max_steps"] = max_steps
         elif max_steps is not None:
-            raise ValueError("max_steps= limits a controlled run: give schedule= too (e.g. schedule='random')")
+            raise ValueError("Kernel(max_steps=...) limits a controlled run: give schedule= too "
+                             "(e.g. schedule='random')")
         if max_threads is None:
             max_threads = 256
-        if processors is not None and (not isinstance(processors, int) or processors < 1):
-            raise ValueError(f"processors must be a positive int or None, not {processors!r}")
-        if not isinstance(frames, int) or frames < 1:
-            raise ValueError(f"frames must be a positive int, not {frames!r}")
-        if not isinstance(page_size, int) or page_size < 64 or page_size & (page_size - 1):
-            raise ValueError(f"page_size must be a power of two of at least 64, not {page_size!r}")
-        if not isinstance(max_threads, int) or not 2 <= max_threads <= 65536:
-            raise ValueError(f"max_threads must be an int from 2 to 65536, not {max_threads!r}")
-        if not quantum > 0:
-            raise ValueError(f"quantum must be positive, not {quantum!r}")
-        _check_settings(part_settings)
+        methods = multiprocessing.get_all_start_methods()
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
-        if start_method not in multiprocessing.get_all_start_methods():
-            raise ValueError(f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
-                             f"not {start_method!r}")
+        if not isinstance(start_method, str):
+            raise checks.refused("Kernel", f"start_method as one of {methods}, or None", start_method)
+        if start_method not in methods:
+            raise ValueError(f"Kernel needs start_method as one of {methods}, or None, not {start_method!r}")
         self.config = Config(processors, frames, page_size, swap, seed, max_threads, quantum,
                              start_method, tuple(sorted(part_settings.items())))
         self.arena = None
@@ -545,8 +550,28 @@ class Kernel:
 
     # --- the boot program's conveniences ----------------------------------------
 
+    def _running(self, call):
+        if self.arena is None:
+            raise KernelError(f"{call}: this kernel is not running (use it inside `with Kernel(...) as k:`)")
+
+    @property
+    def page_size(self):
+        """Bytes in a page (Kernel(page_size=...), 4096 by default)."""
+        return self.config.page_size
+
+    def address(self, page, offset=0):
+        """The virtual address of byte `offset` of virtual page `page`:
+        page * page_size + offset.  Pure arithmetic (any process, any time).
+        TypeError, ValueError for a page outside the address space or an
+        offset outside the page."""
+        vpages, ps = self.config.get("address_space_pages", 4096), self.config.page_size
+        checks.integer("k.address", f"an int page from 0 to {vpages - 1}", page, 0, vpages - 1)
+        checks.integer("k.address", f"an int offset from 0 to {ps - 1} (a byte within the page)", offset, 0, ps - 1)
+        return page * ps + offset
+
     def join(self, tid, timeout=None):
         """Wait for thread tid; its exit status, or ThreadFailed / TimeoutError."""
+        self._running("k.join")
         return self.thread_manager.join(tid, timeout)
 
     # --- controlled runs -------------------------------------------------------------
@@ -614,6 +639,7 @@ class Kernel:
 
     def thread_info(self):
         """One dict per thread (state, waits_for, run time, switches, ...), lock-free."""
+        self._running("k.thread_info")
         return self.threads.snapshot()
 
     def _check_invariants(self):
@@ -625,6 +651,9 @@ class Kernel:
                 part._check_invariants()
 
     def statistics(self):
+        """A snapshot of every part: threads, processors, vm, locks,
+        eventcounts, buffers (see docs/REFERENCE.md).  Lock-free."""
+        self._running("k.statistics")
         stats = {"threads": self.thread_info()}
         busy, waiting = self.processors.in_use()
         stats["processors"] = {"count": self.config.processors, "busy": busy, "waiting": waiting}

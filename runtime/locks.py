@@ -72,6 +72,7 @@ from array import array
 from contextlib import contextmanager
 
 from . import atomics
+from . import checks
 from . import context as _context
 from . import mutex
 from .atomics import c_arg, compare_exchange_p, load_raw, store_raw, SEQ_CST
@@ -107,12 +108,16 @@ class Lock:
         lock.statistics()            # holder, waiters, acquisitions, contention
     """
 
-    __slots__ = ("id",)
+    # `_lock_id` is the id again, under a name no other handle has: the fast
+    # paths index their prepared pointers with it, so an eventcount or a
+    # buffer passed to ACQUIRE misses there and the slow path names the
+    # mistake (runtime/checks.py), at no cost to a correct call.
+    __slots__ = ("id", "_lock_id")
 
     def __init__(self, id):
         if type(id) is not int or id < 1:
             raise NoSuchObject(f"a lock id is a positive int, not {id!r}")
-        self.id = id
+        self.id = self._lock_id = id
 
     def __reduce__(self):
         return (Lock, (self.id,))
@@ -127,6 +132,7 @@ class Lock:
         """ACQUIRE, giving up after `timeout` seconds (TimeoutError, not
         holding).  Returns True (so `if lock.acquire(timeout=1):` reads well)."""
         ctx = _ctx()
+        checks.timeout("Lock.acquire", timeout)
         ctx.kernel.locks.acquire(self, ctx.tid, timeout)
         return True
 
@@ -261,14 +267,16 @@ class LockTable:
     def _rec(self, lock_id):
         return self.records_off + (lock_id - 1) * RECORD
 
-    def _prepare(self, lock):
+    def _prepare(self, lock, call="ACQUIRE"):
         """Validate a handle and prepare (once per process) its word's pointer
-        and the index of its acquisitions counter in the word view."""
+        and the index of its acquisitions counter in the word view.  The slow
+        path of every call on a lock: TypeError, NoSuchObject (naming `call`)."""
         if type(lock) is not Lock:
-            raise TypeError(f"expected a lock from ALLOCATE_LOCK, got {type(lock).__name__} {lock!r}")
+            raise checks.refused(call, "a lock from ALLOCATE_LOCK", lock) from None
         i = lock.id
         if i > self.capacity or _i64.unpack_from(self.buf, self._rec(i) + R_ALLOCATED)[0] != 1:
-            raise NoSuchObject(f"no lock {i} in this kernel (was it allocated by an earlier kernel?)")
+            raise NoSuchObject(f"{call}: no lock {i} in this kernel (was it allocated by an earlier "
+                               "kernel, or made up?)") from None
         fast = (atomics.pointer(self.kernel.arena.addr + self._rec(i)), (self._rec(i) + R_ACQ - self.base) // 8)
         self._fast[i] = fast
         return fast
@@ -293,8 +301,7 @@ class LockTable:
 
     def allocate(self, name=None):
         """A new, free lock.  Any process.  OutOfResources when the table is full."""
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"a lock name is a str, not {type(name).__name__}")
+        checks.name("ALLOCATE_LOCK", name, NAME_SIZE)
         index = atomics.fetch_add(self.addr + H_ALLOCATED, 1)
         if index >= self.capacity:
             raise OutOfResources(f"all {self.capacity} locks are allocated; boot the Kernel with a larger "
@@ -314,9 +321,9 @@ class LockTable:
         without burning a processor.  Raises DeadlockError, OwnerDied (then
         the caller holds the lock), TimeoutError (then it does not)."""
         try:
-            p, qi = self._fast[lock.id]
+            p, qi = self._fast[lock._lock_id]
         except (TypeError, AttributeError, IndexError):
-            p, qi = self._prepare(lock)
+            p, qi = self._prepare(lock, "ACQUIRE")
         if tid != self._mine_tid:
             self._set_mine(tid)
         if _cas(p, 0, self._mine) == 0:  # mutex.py's fast path
@@ -341,9 +348,9 @@ class LockTable:
     def acquire_nowait(self, lock, tid):
         """Take the lock if it is free (or its holder died); else WouldBlock."""
         try:
-            p, _qi = self._fast[lock.id]
+            p, _qi = self._fast[lock._lock_id]
         except (TypeError, AttributeError, IndexError):
-            p, _qi = self._prepare(lock)
+            p, _qi = self._prepare(lock, "Lock.acquire_nowait")
         w = load_raw(p, SEQ_CST)
         h = mutex.holder_of(w)
         if h == tid:
@@ -471,9 +478,9 @@ class LockTable:
     def release(self, lock, tid, _cas=compare_exchange_p):
         """RELEASE by thread tid.  NotOwner if tid does not hold the lock."""
         try:
-            p, _qi = self._fast[lock.id]
+            p, _qi = self._fast[lock._lock_id]
         except (TypeError, AttributeError, IndexError):
-            p, _qi = self._prepare(lock)
+            p, _qi = self._prepare(lock, "RELEASE")
         if tid != self._mine_tid:
             self._set_mine(tid)
         mine = self._mine

@@ -9,8 +9,13 @@ Every call works in the boot program (thread 0) and in every virtual
 processor; each goes through the calling process's context to the same code
 as the Pythonic layer.  AWAIT follows S&K: it returns once the eventcount
 *exceeds* the value (Reed & Kanodia's original waits for >=).
+
+docs/REFERENCE.md documents every call here: its arguments, what it returns
+and blocks on, and every error it raises.  A bad argument raises at once,
+naming the call (runtime/checks.py).
 """
 
+from . import checks as _checks
 from .context import current as _current
 from .vp import ThreadExit as _ThreadExit
 from .memory import (CREATE_ADDRESS_SPACE, DELETE_ADDRESS_SPACE, ALLOCATE_BLOCK, FREE_BLOCK, MAP, UNMAP,  # noqa: E501
@@ -26,13 +31,19 @@ def ALLOCATE_THREAD(procedure, as_id, *args):
 
 
 def EXIT_THREAD(status=0):
-    """End the calling thread with this exit status.  Does not return."""
+    """End the calling thread with this exit status (anything that pickles:
+    `join` returns it).  Does not return.  In thread 0 it leaves the
+    `with Kernel` block.  NotPicklable for a status that does not pickle."""
+    _current()
+    _checks.picklable("EXIT_THREAD", "an exit status", status)
     raise _ThreadExit(status)
 
 
 def DESTROY_THREAD(tid):
-    """End thread tid from outside; its locks are marked owner-died."""
-    _current().kernel.thread_manager.destroy(tid)
+    """End thread tid from outside; its locks are marked owner-died.
+    NoSuchThread; KernelError for thread 0."""
+    manager = _current().kernel.thread_manager
+    manager.destroy(_checks.integer("DESTROY_THREAD", "a thread id (an int from ALLOCATE_THREAD)", tid))
 
 
 def YIELD():

@@ -30,11 +30,11 @@ import select
 import signal
 import time
 
-from . import atomics
+from . import atomics, checks
 from .context import current
 from .errors import KernelError, NotPicklable, OutOfResources, ThreadFailed
-from .threads import (DESTROYED, DONE, DYING, FAULTED, FLAG_DESTROY, FLAG_POOLED, FREE, LIVE, O_FLAGS, O_PID, O_REASON,
-                      O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
+from .threads import (DESTROYED, DONE, DYING, EXCEPTION, FAULTED, FLAG_DESTROY, FLAG_POOLED, FREE, LIVE, O_FLAGS,
+                      O_PID, O_REASON, O_STATE, REASON_NAMES, WAIT_JOIN, pid_alive)
 from .vp import exit_process, vp_main
 
 
@@ -55,7 +55,9 @@ class ThreadManager:
         Returns its tid at once.  Raises TypeError, NoSuchAddressSpace,
         NotPicklable (spawn only), OutOfResources."""
         if not callable(procedure):
-            raise TypeError(f"ALLOCATE_THREAD needs a callable procedure, got {type(procedure).__name__} {procedure!r}")
+            raise checks.refused("ALLOCATE_THREAD", "a procedure to run (a function, or any callable)", procedure)
+        checks.integer("ALLOCATE_THREAD", "an address-space id (an int from CREATE_ADDRESS_SPACE or "
+                       "k.address_space)", as_id)
         k = self.kernel
         k.check_address_space(as_id)
         payload = None
@@ -131,6 +133,8 @@ class ThreadManager:
         ThreadFailed.  TimeoutError if `timeout` seconds pass first.  Frees the
         thread's slot (a tid can be joined once; again: NoSuchThread)."""
         ctx = current()
+        checks.integer("k.join", "a thread id (an int from ALLOCATE_THREAD)", tid)
+        checks.timeout("k.join", timeout)
         if tid == ctx.tid:
             raise KernelError(f"thread {tid} cannot join itself")
         if tid == 0:
@@ -231,6 +235,13 @@ class ThreadManager:
         k = self.kernel
         ctx = current()
         ctx.disarm_clock()
+        if payload[0] == "exit":
+            try:
+                pickle.dumps(payload)
+            except Exception as e:  # a returned value that cannot cross to the joiner
+                payload = ("failed", "NotPicklable", f"thread {ctx.tid} returned {checks.describe(payload[1])}, "
+                           f"which cannot be pickled ({type(e).__name__}: {e}): return a value that pickles", "")
+                state, reason = FAULTED, EXCEPTION
         t = self.threads
         t.write_status(ctx.tid, payload)
         k.processors.account(ctx.tid, time.process_time_ns())

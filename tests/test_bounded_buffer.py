@@ -169,15 +169,15 @@ def test_bytes_travel_raw_and_objects_pickled():
 def test_bad_arguments_raise_at_once():
     with Kernel() as k:
         for n in (0, -1):
-            with pytest.raises(ValueError, match="n >= 1"):
+            with pytest.raises(ValueError, match="^ALLOCATE_BOUNDED_BUFFER needs .*, not -?[0-9]"):
                 ALLOCATE_BOUNDED_BUFFER(n)
-        for n in (1.5, "4", True, None):                 # a type error, not "needs n >= 1"
-            with pytest.raises(TypeError, match="must be an int, not"):
+        for n in (1.5, "4", True, None):                 # a type error, naming the type
+            with pytest.raises(TypeError, match="^ALLOCATE_BOUNDED_BUFFER needs an int .*, not (float|str|bool|NoneType)"):
                 ALLOCATE_BOUNDED_BUFFER(n)
         for cap in (0, -5):
             with pytest.raises(ValueError):
                 ALLOCATE_BOUNDED_BUFFER(4, capacity=cap)
-        with pytest.raises(TypeError, match="capacity must be an int"):
+        with pytest.raises(TypeError, match="needs an int capacity .*, not float"):
             ALLOCATE_BOUNDED_BUFFER(4, capacity=2.0)
         with pytest.raises(TypeError):
             SEND(42, b"x")
@@ -618,3 +618,26 @@ def test_spawned_vps_attach_by_name():
         got = [check_message(RECEIVE(b)) for _ in range(200)]
         assert got == [(0, i) for i in range(200)]
         assert k.join(t, timeout=30) == 200
+
+
+def test_a_stale_handle_on_a_live_buffers_slot_leaves_that_buffer_alone():
+    """A handle of a deallocated buffer (or a made-up one) names a table slot
+    that a live buffer may hold now.  Using it raises BufferDeallocated and
+    must not unmap the live buffer's ring in this process: it used to, and
+    the live buffer's next SEND then met its own kept (biased) send lock and
+    raised DeadlockError."""
+    with Kernel() as k:
+        old = ALLOCATE_BOUNDED_BUFFER(2, capacity=64)
+        DEALLOCATE_BOUNDED_BUFFER(old)
+        live = ALLOCATE_BOUNDED_BUFFER(2, capacity=64)
+        assert live.slot == old.slot and live.id != old.id
+        SEND(live, b"before")
+        assert RECEIVE(live) == b"before"
+        for stale in (old, BoundedBuffer(live.slot, 10 ** 9)):
+            with pytest.raises(BufferDeallocated):
+                SEND(stale, b"x")
+            with pytest.raises(BufferDeallocated):
+                RECEIVE(stale)
+        SEND(live, b"after")
+        assert RECEIVE(live) == b"after"
+        k._check_invariants()

@@ -162,9 +162,12 @@ def test_unpicklable_arguments_are_fine_under_fork():
 
 
 def test_bad_kernel_arguments():
-    for kwargs in [dict(processors=0), dict(processors="2"), dict(frames=0), dict(page_size=1000),
+    for kwargs in [dict(processors=0), dict(frames=0), dict(page_size=1000),
                    dict(max_threads=1), dict(start_method="teleport")]:
         with pytest.raises(ValueError):
+            Kernel(**kwargs)
+    for kwargs in [dict(processors="2"), dict(frames=2.0), dict(processors=True), dict(polcy="lru")]:
+        with pytest.raises(TypeError):      # a wrong type, or an option that does not exist
             Kernel(**kwargs)
 
 

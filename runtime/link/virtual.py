@@ -169,11 +169,15 @@ class Circuit:
         `timeout` seconds); StreamClosed after close()."""
         self._end("tx").send(message, timeout)
 
+    _SEND = send      # what SEND calls (bounded_buffer.SEND): a circuit takes it as a buffer does
+
     def receive(self, timeout=None):
         """RECEIVE: the next message, in the order sent.  EndOfStream once the
         sender closed the circuit and everything was delivered; TimeoutError
         after `timeout` seconds."""
         return self._end("rx").receive(timeout)
+
+    _RECEIVE = receive
 
     def __iter__(self):
         while True:

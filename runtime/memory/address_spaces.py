@@ -35,6 +35,7 @@ drops it before it waits for the shootdown.
 
 import struct
 
+from .. import checks
 from ..context import current
 from ..errors import (AddressSpaceBusy, AlreadyMapped, BlockInUse, NoSuchAddressSpace, NoSuchBlock, NotMapped,
                       OutOfMemory, OutOfResources)
@@ -47,6 +48,7 @@ from .tables import (A_ID, A_MAPPED, A_PAGE_LIMIT, A_PAGES, A_RES_LIMIT, A_SWAPP
 _i64 = struct.Struct("<q")
 _u32 = struct.Struct("<I")
 PERMISSIONS = ("r", "rw")
+_I64_MAX = (1 << 63) - 1
 
 
 class AddressSpaces:
@@ -93,8 +95,7 @@ class AddressSpaces:
         resident_limit = vm.resident_limit if resident_limit is None else resident_limit
         page_limit = vm.page_limit if page_limit is None else page_limit
         for name, v in (("resident_limit", resident_limit), ("page_limit", page_limit)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0 (0: no limit), not {v!r}")
+            checks.integer("CREATE_ADDRESS_SPACE", f"{name} as an int >= 0 (0: no limit) or None", v, 0, _I64_MAX)
         if owner_tid is None:
             vm.lock()
         try:
@@ -160,12 +161,8 @@ class AddressSpaces:
         Charged to the calling thread's address space.  `name` (up to 16
         bytes) names it in traces and race reports.  ValueError, OutOfMemory,
         OutOfResources (block table full)."""
-        if not isinstance(nbytes, int) or isinstance(nbytes, bool):
-            raise TypeError(f"ALLOCATE_BLOCK needs a number of bytes (int), not {nbytes!r}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"ALLOCATE_BLOCK's name is a str, not {type(name).__name__} {name!r}")
-        if nbytes <= 0:
-            raise ValueError(f"ALLOCATE_BLOCK needs nbytes > 0, not {nbytes}")
+        checks.integer("ALLOCATE_BLOCK", "an int byte count nbytes >= 1", nbytes, lo=1)
+        checks.name("ALLOCATE_BLOCK", name, 16)
         vm = self.vm
         g = self.geo
         npages = -(-nbytes // g.page_size)
@@ -257,10 +254,13 @@ class AddressSpaces:
 
     def map(self, as_id, block, page, permission):
         """Map every page of `block` at virtual pages page, page+1, ... of as_id."""
+        as_id = _as_id("MAP", as_id)
+        _block_id("MAP", block)
+        checks.integer("MAP", "an int virtual page number >= 0", page, lo=0)
+        if not isinstance(permission, str):
+            raise checks.refused("MAP", 'a permission "r" or "rw"', permission)
         if permission not in PERMISSIONS:
-            raise ValueError(f"permission must be 'r' or 'rw', not {permission!r}")
-        if not isinstance(page, int) or isinstance(page, bool) or page < 0:
-            raise ValueError(f"page must be a virtual page number >= 0, not {page!r}")
+            raise ValueError(f'MAP needs a permission "r" (read-only) or "rw" (read-write), not {permission!r}')
         vm = self.vm
         g = self.geo
         vm.lock()
@@ -270,8 +270,8 @@ class AddressSpaces:
             bo = vm.o_blocks + b * BLOCK_ENTRY
             first, n = vm.get(bo + B_FIRST), vm.get(bo + B_NPAGES)
             if page + n > g.vpages:
-                raise ValueError(f"block {block} has {n} pages: mapped at page {page} it would end past the "
-                                 f"last virtual page ({g.vpages - 1}) of an address space")
+                raise ValueError(f"MAP needs a page where the {n} pages of block {block} fit: mapped at page "
+                                 f"{page} they would end past the last virtual page ({g.vpages - 1})")
             pt = vm.o_pt + 8 * g.vpages * s
             ptes = struct.unpack_from(f"<{n}q", self.buf, pt + 8 * page)
             taken = [page + i for i, pte in enumerate(ptes) if pte]
@@ -289,13 +289,16 @@ class AddressSpaces:
     def unmap(self, as_id, page):
         """Remove the mapping that covers virtual page `page` of as_id.  Returns
         once no thread of as_id can use it any more.  NotMapped if none does."""
+        as_id = _as_id("UNMAP", as_id)
+        checks.integer("UNMAP", "an int virtual page number", page)
         vm = self.vm
         g = self.geo
         vm.lock()
         try:
             s = self.slot(as_id)
-            if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page < g.vpages:
-                raise NotMapped(f"page {page!r} of address space {as_id} is not mapped")
+            if not 0 <= page < g.vpages:
+                raise NotMapped(f"page {page} of address space {as_id} is not mapped "
+                                f"(an address space has pages 0..{g.vpages - 1})")
             pte = vm.get(vm.o_pt + 8 * g.vpages * s + 8 * page)
             if not pte:
                 raise NotMapped(f"page {page} of address space {as_id} is not mapped")
@@ -365,6 +368,16 @@ class AddressSpaces:
 
 # --- the textbook calls ------------------------------------------------------------------
 
+def _as_id(call, as_id):
+    """An address-space id's type, checked at the door (whether it names one: slot())."""
+    return checks.integer(call, "an address-space id (an int from CREATE_ADDRESS_SPACE or k.address_space)",
+                          as_id)
+
+
+def _block_id(call, block):
+    return checks.integer(call, "a block id (an int from ALLOCATE_BLOCK)", block)
+
+
 def _vm():
     ctx = current()
     vm = getattr(ctx.kernel, "vm", None)
@@ -382,7 +395,8 @@ def CREATE_ADDRESS_SPACE(resident_limit=None, page_limit=None):
 def DELETE_ADDRESS_SPACE(as_id):
     """Remove address space as_id.  NoSuchAddressSpace; AddressSpaceBusy while a
     live thread runs in it."""
-    _vm().spaces.delete(as_id)
+    vm = _vm()
+    vm.spaces.delete(_as_id("DELETE_ADDRESS_SPACE", as_id))
 
 
 def ALLOCATE_BLOCK(nbytes, name=None):
@@ -394,7 +408,8 @@ def ALLOCATE_BLOCK(nbytes, name=None):
 
 def FREE_BLOCK(block):
     """Give the block's pages back.  BlockInUse while mapped; NoSuchBlock."""
-    _vm().spaces.free_block(block)
+    vm = _vm()
+    vm.spaces.free_block(_block_id("FREE_BLOCK", block))
 
 
 def MAP(as_id, block, page, permission):

@@ -26,7 +26,7 @@ done here, under the VM lock, by `do_access`.
 
 import struct
 
-from .. import atomics
+from .. import atomics, checks
 from ..errors import AlignmentError, ProtectionFault, SegmentationFault
 from ..threads import WAIT_SWAP
 from .frames import EVICT, FREE_FRAME
@@ -35,6 +35,7 @@ from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPE
                      PTE_WRITE, REF, RESIDENT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 RETRY = object()  # fault() loaded a translation: the access function tries again
+_CALLS = {"load": "LOAD", "store": "STORE", "rsm": "RSM", "read": "LOAD_BYTES", "write": "STORE_BYTES"}
 _u32 = struct.Struct("<I")
 
 
@@ -44,7 +45,7 @@ def fault(self, vaddr, write, op, arg=None):
     access `op` under the VM lock and returns its result.  Raises the
     faults.  The caller holds no validated translation (a safe point)."""
     if not isinstance(vaddr, int):
-        raise TypeError(f"a virtual address is an int, not {type(vaddr).__name__} {vaddr!r}")
+        checks.address(_CALLS[op], vaddr)
     if op in ("load", "store", "rsm") and vaddr & 7:
         raise AlignmentError(f"thread {self.tid}: {op.upper()} at address {vaddr:#x} (page "
                              f"{vaddr >> self.shift}) is not 8-byte aligned", self.tid, vaddr, vaddr >> self.shift)

@@ -48,6 +48,7 @@ mode to record every page the thread references (for OPT, policies.py).
 from contextlib import contextmanager
 
 from .. import atomics
+from .. import checks
 from .. import context as _context
 from ..errors import KernelError, NoSuchAddressSpace
 from ..threads import O_AS, O_FAULTS
@@ -86,14 +87,18 @@ def LOAD(vaddr):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    while True:
-        ent = m.tlb.get(vaddr >> m.shift)
-        w = m.words
-        if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
-            return w[(vaddr >> 3) + ent[3]]
-        r = m.fault(vaddr, False, "load")
-        if r is not _RETRY:
-            return r
+    try:                                     # (a try costs one NOP: outside the loop)
+        while True:
+            ent = m.tlb.get(vaddr >> m.shift)
+            w = m.words
+            if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
+                return w[(vaddr >> 3) + ent[3]]
+            r = m.fault(vaddr, False, "load")
+            if r is not _RETRY:
+                return r
+    except TypeError:
+        checks.address("LOAD", vaddr)        # names a non-int address (`>>` failed); else as it was
+        raise
 
 
 def STORE(vaddr, value):
@@ -107,19 +112,23 @@ def STORE(vaddr, value):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    while True:
-        ent = m.tlb.get(vaddr >> m.shift)
-        w = m.words
-        if ent is not None and ent[2] and ent[0] == w[m.epoch_idx] and not vaddr & 7:
-            try:
-                w[(vaddr >> 3) + ent[3]] = value
-            except (ValueError, TypeError):
-                raise _bad_word(value) from None
-            return
-        _check_word(value)
-        r = m.fault(vaddr, True, "store", value)
-        if r is not _RETRY:
-            return
+    try:
+        while True:
+            ent = m.tlb.get(vaddr >> m.shift)
+            w = m.words
+            if ent is not None and ent[2] and ent[0] == w[m.epoch_idx] and not vaddr & 7:
+                try:
+                    w[(vaddr >> 3) + ent[3]] = value
+                except (ValueError, TypeError):
+                    raise _bad_word(value) from None
+                return
+            _check_word(value)
+            r = m.fault(vaddr, True, "store", value)
+            if r is not _RETRY:
+                return
+    except TypeError:
+        checks.address("STORE", vaddr)       # see LOAD
+        raise
 
 
 def RSM(vaddr):
@@ -129,13 +138,17 @@ def RSM(vaddr):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    while True:
-        ent = m.tlb.get(vaddr >> m.shift)
-        if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
-            return atomics.exchange(m.addr + vaddr + ent[1], 1)
-        r = m.fault(vaddr, True, "rsm")
-        if r is not _RETRY:
-            return r
+    try:
+        while True:
+            ent = m.tlb.get(vaddr >> m.shift)
+            if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
+                return atomics.exchange(m.addr + vaddr + ent[1], 1)
+            r = m.fault(vaddr, True, "rsm")
+            if r is not _RETRY:
+                return r
+    except TypeError:
+        checks.address("RSM", vaddr)         # see LOAD
+        raise
 
 
 def LOAD_BYTES(vaddr, n):
@@ -143,8 +156,8 @@ def LOAD_BYTES(vaddr, n):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"LOAD_BYTES needs a byte count >= 0, not {n!r}")
+    checks.address("LOAD_BYTES", vaddr)
+    checks.integer("LOAD_BYTES", "an int byte count n >= 0", n, lo=0)
     if m.gate is not None and not m.gate.inside:     # a controlled run: the whole call is one step
         return m.gate.memory_bytes(m, LOAD_BYTES, vaddr, n, False)
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
@@ -225,9 +238,14 @@ def STORE_BYTES(vaddr, data):
     m = _mmu
     if m is None or m.ctx is not _context._current:
         m = _attach()
+    checks.address("STORE_BYTES", vaddr)
+    try:
+        src = memoryview(data).cast("B")
+    except (TypeError, ValueError):
+        raise checks.refused("STORE_BYTES", "bytes-like data (bytes, bytearray, a contiguous memoryview)",
+                             data) from None
     if m.gate is not None and not m.gate.inside:     # a controlled run: the whole call is one step
         return m.gate.memory_bytes(m, STORE_BYTES, vaddr, data, True)
-    src = memoryview(data).cast("B")
     buf, tlb, runs, shift = m.buf, m.tlb, m.runs, m.shift
     words, eidx = m.words, m.epoch_idx
     ps, mask = m.page_size, m.page_size - 1
@@ -307,8 +325,8 @@ def _check_word(value):
 
 def _bad_word(value):
     if isinstance(value, int):
-        return OverflowError(f"STORE of {value}: a word is a signed 64-bit integer")
-    return TypeError(f"STORE needs an int word, not {type(value).__name__} {value!r}")
+        return OverflowError(f"STORE needs a word that fits in 64 bits (-2**63 to 2**63 - 1), not {value}")
+    return checks.refused("STORE", "an int word", value)
 
 
 # --- the shootdown interrupt ---------------------------------------------------------

@@ -67,6 +67,15 @@ _WAIT_SLICE = 0.25
 _NO_TARGET = 0
 
 
+_WORD_MIN, _WORD_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _word(x):
+    """An argument as a board word: an address or a count past 64 bits is
+    recorded as the nearest word (the call itself then faults or refuses)."""
+    return x if _WORD_MIN <= x <= _WORD_MAX else (_WORD_MAX if x > 0 else _WORD_MIN)
+
+
 def spinning(b, s, page_size=4096):
     """(the board, a slot) Is the thread about to re-read something that
     nobody wrote since it last read it?  (A word's page counts: STORE_BYTES.)"""
@@ -132,12 +141,12 @@ class Gate:
             raise Recycle()
         b.set_rec(me, R_OP, op)
         b.set_rec(me, R_TARGET, target)
-        b.set_rec(me, R_ARG, arg)
-        b.set_rec(me, R_ARG2, arg2)
+        b.set_rec(me, R_ARG, _word(arg))
+        b.set_rec(me, R_ARG2, _word(arg2))
         b.set_rec(me, R_SITE, self._site() if op != ops.EXIT else 0)
         flags = b.rec(me, R_FLAGS) & ~(TIMED_OUT | DEADLOCK)
         if timeout is not None:
-            b.set_rec(me, R_DEADLINE, b.get(H_VCLOCK) + max(1, int(timeout * 1e9)))
+            b.set_rec(me, R_DEADLINE, b.get(H_VCLOCK) + max(1, int(min(timeout, 1e9) * 1e9)))  # <= 1e9 s
         else:
             b.set_rec(me, R_DEADLINE, 0)
         b.set_rec(me, R_FLAGS, flags)

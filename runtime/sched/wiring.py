@@ -24,6 +24,7 @@ Where the controlled run differs from free running, on purpose:
 
 from contextlib import contextmanager
 
+from .. import checks
 from .. import context as _context
 from ..errors import KernelError, NoSuchThread
 from ..buffer_layout import encode
@@ -69,21 +70,21 @@ def _locks(part):
         return lock
 
     def c_acquire(lock, tid, timeout=None):
-        part._prepare(lock)
+        part._prepare(lock, "ACQUIRE")
         g = _gate()
         g.point(ops.ACQUIRE, ops.target(ops.LOCK, lock.id), timeout=timeout)
         with _step(g):
             acquire_nowait(lock, tid)
 
     def c_acquire_nowait(lock, tid):
-        part._prepare(lock)
+        part._prepare(lock, "Lock.acquire_nowait")
         g = _gate()
         g.point(ops.ACQUIRE_NOWAIT, ops.target(ops.LOCK, lock.id))
         with _step(g):
             acquire_nowait(lock, tid)
 
     def c_release(lock, tid):
-        part._prepare(lock)
+        part._prepare(lock, "RELEASE")
         g = _gate()
         g.point(ops.RELEASE, ops.target(ops.LOCK, lock.id))
         with _step(g):
@@ -111,7 +112,7 @@ def _eventcounts(part):
         return handle
 
     def c_advance(ec):
-        part._ec(ec)
+        part._ec(ec, "ADVANCE")
         g = _gate()
         g.point(ops.ADVANCE, ops.target(ops.EC, ec.id))
         with _step(g):
@@ -127,9 +128,8 @@ def _eventcounts(part):
         return box[0]
 
     def c_await(ec, value, timeout=None):
-        part._ec(ec)
-        if type(value) is not int:
-            raise TypeError(f"AWAIT needs an int value, not {type(value).__name__} {value!r}")
+        part._ec(ec, "AWAIT")
+        checks.integer("AWAIT", "an int value (AWAIT(ec, value) returns once READ(ec) > value)", value)
         g = _gate()
         g.point(ops.AWAIT, ops.target(ops.EC, ec.id), arg=max(-(1 << 62), min(value, 1 << 62)), timeout=timeout)
         box = [0]
@@ -140,7 +140,7 @@ def _eventcounts(part):
                                   f"at {box[0]} (a bug in vos: please report it)")
 
     def c_ticket(seq):
-        part._pointer(seq, 2)
+        part._pointer(seq, 2, "TICKET")
         g = _gate()
         g.point(ops.TICKET, ops.target(ops.SEQ, seq.id))
         box = [0]
@@ -149,7 +149,7 @@ def _eventcounts(part):
         return box[0]
 
     def c_next_ticket(seq):
-        part._pointer(seq, 2)
+        part._pointer(seq, 2, "Sequencer.read")
         g = _gate()
         g.point(ops.READ, ops.target(ops.SEQ, seq.id))
         box = [0]
@@ -296,6 +296,10 @@ def _threads(mgr, kernel):
         return tid
 
     def c_join(tid, timeout=None):
+        checks.integer("k.join", "a thread id (an int from ALLOCATE_THREAD)", tid)
+        checks.timeout("k.join", timeout)
+        if tid in (0, _context.current().tid):
+            return join(tid, timeout)                     # KernelError at once: no step, no hang
         kernel.threads.off(tid)                           # NoSuchThread at once
         g = _gate()
         g.point(ops.JOIN, ops.target(ops.THREAD, tid), timeout=timeout)
@@ -303,6 +307,8 @@ def _threads(mgr, kernel):
             return join(tid, timeout)
 
     def c_destroy(tid):
+        if tid == 0:
+            return destroy(tid)                           # KernelError at once
         kernel.threads.off(tid)
         g = _gate()
         g.point(ops.DESTROY, ops.target(ops.THREAD, tid))

@@ -176,12 +176,16 @@ def test_map_errors(k):
         MAP(k.address_space, b, 3, "rw")
     with pytest.raises(NoSuchBlock):
         MAP(k.address_space, 999, 20, "rw")
-    for perm in ("w", "x", "", None, "RW"):
+    for perm in ("w", "x", "", "RW"):
         with pytest.raises(ValueError):
             MAP(k.address_space, b, 20, perm)
-    for page in (-1, 1.5, 4095, 10 ** 9):
+    with pytest.raises(TypeError):
+        MAP(k.address_space, b, 20, None)
+    for page in (-1, 4095, 10 ** 9):
         with pytest.raises(ValueError):
             MAP(k.address_space, b, page, "rw")
+    with pytest.raises(TypeError):
+        MAP(k.address_space, b, 1.5, "rw")
     with pytest.raises(NoSuchAddressSpace):
         MAP(987654, b, 20, "rw")
 

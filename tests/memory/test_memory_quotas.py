@@ -125,10 +125,10 @@ def test_freeing_gives_the_page_quota_back():
 
 def test_quota_arguments_are_checked():
     with Kernel(frames=4) as k:
-        for bad in (-1, 1.5, "2"):
-            with pytest.raises(ValueError):
+        for bad, error in ((-1, ValueError), (1.5, TypeError), ("2", TypeError)):
+            with pytest.raises(error):
                 CREATE_ADDRESS_SPACE(resident_limit=bad)
-            with pytest.raises(ValueError):
+            with pytest.raises(error):
                 CREATE_ADDRESS_SPACE(page_limit=bad)
         k._check_invariants()
     with pytest.raises(ValueError):
