@@ -1,6 +1,6 @@
 """The five classic bugs: each is found by explore, with a token that
 reproduces it every time, and each fix passes a search that is exhausted at
-two preemptions."""
+one and at two preemptions."""
 
 import pytest
 
@@ -34,9 +34,16 @@ def test_the_bug_is_found_and_its_token_reproduces_it_ten_times_of_ten(name, bro
     assert failure.trace and any(s.preempted for s in failure.trace) == (failure.preemptions > 0)
 
 
-@pytest.mark.parametrize("name,broken,fixed,kind", CLASSICS, ids=[c[0] for c in CLASSICS])
-def test_the_fix_passes_an_exhausted_search_at_two_preemptions(name, broken, fixed, kind):
-    result = explore(fixed, strategy="exhaustive", preemptions=2, seconds=60)
+# The locked buffer's spin loops (RELEASE, YIELD, ACQUIRE, re-read) make its search at 2 preemptions
+# about 6,000 runs (15 s here): that one is a slow test; the default suite searches it at 1.
+CASES = [pytest.param(fixed, bound, id=f"{name}-{bound}",
+                      marks=[pytest.mark.slow] if (name, bound) == ("two senders", 2) else [])
+         for name, _broken, fixed, _kind in CLASSICS for bound in (1, 2)]
+
+
+@pytest.mark.parametrize("fixed,bound", CASES)
+def test_the_fix_passes_an_exhausted_search(fixed, bound):
+    result = explore(fixed, strategy="exhaustive", preemptions=bound, seconds=120)
     assert result.ok, result.failures[0].error if result.failures else ""
-    assert result.exhausted and result.bound == 2
-    assert "at most 2 preemptions" in result.summary()
+    assert result.exhausted and result.bound == bound
+    assert f"at most {bound} preemption" in result.summary()
