@@ -1,0 +1,34 @@
+"""Wrong: `if` instead of `while`: after waiting once, it writes without testing for space again."""
+
+from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE, YIELD
+
+IN, OUT, SLOTS, N = 4096, 4104, 4096 + 64, 1
+
+
+def setup():
+    return ALLOCATE_LOCK("buffer")
+
+
+def send(lock, msg):
+    ACQUIRE(lock)
+    if LOAD(IN) - LOAD(OUT) == N:
+        RELEASE(lock)
+        YIELD()
+        ACQUIRE(lock)
+    i = LOAD(IN)
+    STORE(SLOTS + 8 * (i % N), msg)
+    STORE(IN, i + 1)
+    RELEASE(lock)
+
+
+def receive(lock):
+    ACQUIRE(lock)
+    if LOAD(IN) == LOAD(OUT):
+        RELEASE(lock)
+        YIELD()
+        ACQUIRE(lock)
+    o = LOAD(OUT)
+    msg = LOAD(SLOTS + 8 * (o % N))
+    STORE(OUT, o + 1)
+    RELEASE(lock)
+    return msg

@@ -1,0 +1,34 @@
+"""Wrong: it publishes IN + 1 under the lock and writes the message after RELEASE: a receiver reads the slot first."""
+
+from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE, YIELD
+
+IN, OUT, SLOTS, N = 4096, 4104, 4096 + 64, 1
+
+
+def setup():
+    return ALLOCATE_LOCK("buffer")
+
+
+def send(lock, msg):
+    ACQUIRE(lock)
+    while LOAD(IN) - LOAD(OUT) == N:
+        RELEASE(lock)
+        YIELD()
+        ACQUIRE(lock)
+    i = LOAD(IN)
+    STORE(IN, i + 1)                    # slot i is mine now ...
+    RELEASE(lock)
+    STORE(SLOTS + 8 * (i % N), msg)     # ... so it can be written outside the lock
+
+
+def receive(lock):
+    ACQUIRE(lock)
+    while LOAD(IN) == LOAD(OUT):
+        RELEASE(lock)
+        YIELD()
+        ACQUIRE(lock)
+    o = LOAD(OUT)
+    msg = LOAD(SLOTS + 8 * (o % N))
+    STORE(OUT, o + 1)
+    RELEASE(lock)
+    return msg

@@ -1,0 +1,36 @@
+"""Wrong: a lock for the senders and another for the receivers; each side reads the other's counter unlocked."""
+
+from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE, YIELD
+
+IN, OUT, SLOTS, N = 4096, 4104, 4096 + 64, 1
+
+
+def setup():
+    return ALLOCATE_LOCK("senders"), ALLOCATE_LOCK("receivers")
+
+
+def send(locks, msg):
+    lock = locks[0]
+    ACQUIRE(lock)
+    while LOAD(IN) - LOAD(OUT) == N:
+        RELEASE(lock)
+        YIELD()
+        ACQUIRE(lock)
+    i = LOAD(IN)
+    STORE(SLOTS + 8 * (i % N), msg)
+    STORE(IN, i + 1)
+    RELEASE(lock)
+
+
+def receive(locks):
+    lock = locks[1]
+    ACQUIRE(lock)
+    while LOAD(IN) == LOAD(OUT):
+        RELEASE(lock)
+        YIELD()
+        ACQUIRE(lock)
+    o = LOAD(OUT)
+    msg = LOAD(SLOTS + 8 * (o % N))
+    STORE(OUT, o + 1)
+    RELEASE(lock)
+    return msg
