@@ -1,10 +1,10 @@
-"""Lab 4, the bounded buffer with eventcounts (有界缓冲区与事件计数).  Read handout.md first.
+"""Lab 4, the bounded buffer with eventcounts (有界缓冲区与事件计数).
 
-SEND and RECEIVE on a ring of N slots, where the number of messages sent
-(in) and received (out) are eventcounts: AWAIT waits without a lock and
-without spinning.  As written they are right for ONE sender and ONE
-receiver; the harness runs two of each at once, and then messages get
-lost.  Make them right for many, still without a lock.
+Read handout.md first.  SEND and RECEIVE on a ring of N slots, where the
+numbers of messages sent (in) and received (out) are eventcounts: AWAIT
+waits without a lock and without spinning.  As written they are right for
+ONE sender and ONE receiver; the harness runs two of each at once, and
+then messages get lost.  Make them right for many, still without a lock.
 Check it with `vos lab check buffer_eventcounts eventcount_buffer.py`.
 """
 

@@ -23,7 +23,7 @@ from runtime.textbook import ALLOCATE_BLOCK, ALLOCATE_THREAD, MAP, READ
 
 TITLE = "bounded buffer with eventcounts"
 TITLE_ZH = "有界缓冲区与事件计数"
-IDEA = "SEND / RECEIVE for many senders and receivers with eventcounts and sequencers: AWAIT, ADVANCE, TICKET"
+IDEA = "SEND / RECEIVE for many senders without a lock: TICKET, AWAIT, ADVANCE"
 ORDER = 4
 STUDENT_FILE = "eventcount_buffer.py"
 REQUIRED = ("setup", "send", "receive")
@@ -39,9 +39,9 @@ HINTS = (
     "A sequencer (序列器) hands out each number exactly once: TICKET gives every sender a message "
     "number of its own. Then the senders must still advance `in` in ticket order -- and the "
     "receivers need the same for `out`, with a sequencer of their own.",
-    "AWAIT(ec, v) returns once READ(ec) > v. Sender with ticket t: its turn has come when t senders "
-    "have finished (in > t - 1), and its slot t % N is free when message t - N was received "
-    "(out > t - N). The receiver with ticket t is the mirror image.",
+    "AWAIT(ec, v) returns once READ(ec) > v. For the sender with ticket t: how many senders must "
+    "have ADVANCEd in before its turn comes? Which message must have been received before slot "
+    "t % N is free? Write each as 'count > value'. The receiver with ticket t is the mirror image.",
 )
 
 

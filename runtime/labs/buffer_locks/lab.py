@@ -24,7 +24,7 @@ from runtime.textbook import ALLOCATE_BLOCK, ALLOCATE_THREAD, LOAD, MAP
 
 TITLE = "bounded buffer with locks"
 TITLE_ZH = "有界缓冲区与锁"
-IDEA = "the book's one-sender SEND / RECEIVE for many senders: one lock, released while waiting"
+IDEA = "SEND / RECEIVE for many senders: one lock, released while waiting"
 ORDER = 3
 STUDENT_FILE = "buffer.py"
 REQUIRED = ("setup", "send", "receive")
