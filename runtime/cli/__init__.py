@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean", "chaos", "explore", "replay", "step"]
+SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean", "chaos", "explore", "replay", "step", "lab"]
 
 
 def build_parser():

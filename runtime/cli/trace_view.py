@@ -81,9 +81,31 @@ def failure_view(failure, token_hint=True):
     return Group(*parts)
 
 
+def race_view(races, most=3):
+    """Data races (runtime.races.Race), one panel each: the word, then both
+    accesses -- thread, read or write, the program's line, the locks held."""
+    from rich.panel import Panel
+    panels = []
+    for r in races[:most]:
+        body = Text()
+        for a in (r.first, r.second):
+            held = ", ".join(a.locks) if a.locks else "no lock"
+            body.append(f"thread {a.tid} {a.kind}s", style="bold")
+            body.append(f" at {a.short_site}  [{held}]\n")
+            if a.line:
+                body.append(f"    {a.line}\n", style="dim")
+        common = r.common_locks
+        body.append(f"locks in common: {', '.join(common)}" if common else
+                    "no lock, eventcount, message or join orders these two accesses", style="yellow")
+        panels.append(Panel(body, title=f"data race on {r.second.where}", title_align="left", border_style="red"))
+    if len(races) > most:
+        panels.append(Text(f"... and {len(races) - most} more data race{'s' if len(races) - most > 1 else ''}"))
+    return Group(*panels)
+
+
 def print_replay_line(console, token):
     """The replay command on one line, never wrapped (a token must copy whole)."""
     console.print(f"vos replay {token}", soft_wrap=True, highlight=False)
 
 
-__all__ = ["compact", "trace_table", "source_lines", "failure_view"]
+__all__ = ["compact", "trace_table", "source_lines", "failure_view", "race_view", "print_replay_line"]
