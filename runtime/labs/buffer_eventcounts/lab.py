@@ -16,6 +16,11 @@ the ring may race (an eventcount orders what one thread did before its
 ADVANCE before what another does after its AWAIT).  The eventcounts must
 say so too: READ(in) = READ(out) = the number of messages; and no thread
 may ACQUIRE a lock (the trace is searched for one).
+
+Thread 0 is one of the receivers to keep the search small: the
+reference's search at 2 preemptions is 490 runs so, 1,365 with two
+receiver threads.  AWAIT blocks, so nobody spins and two receivers can
+wait at once (lab 3 cannot afford that).
 """
 
 from runtime.labs.buffer_locks.lab import check

@@ -9,13 +9,23 @@ in the block mapped at page 1:
     4104  OUT       messages received so far (the tail, 尾)
     4160  SLOTS     N message words; message i lives in slot i mod N
 
-Two senders (one sends 11 and 12, the other 21) and two receivers (they
-take 2 and 1 messages) run at once on a ring of N = 1 slot: both "full"
-and "empty" happen, two senders meet at the head and two receivers at the
-tail.  Afterwards the messages received, as a multiset, must be the ones
-sent: nothing lost, nothing doubled, no empty slot read; and no two
-accesses to the ring may race.  The counters must say so too: IN = OUT =
-the number of messages (a buffer kept anywhere else is not this ring).
+Two sender threads (one sends 11, the other 21) and thread 0, which
+receives both, run at once on a ring of N = 1 slot: "full" and "empty"
+both happen, and the two senders meet at the head.  Afterwards the
+messages received, as a multiset, must be the ones sent: nothing lost,
+nothing doubled, no empty slot read; and no two accesses to the ring may
+race.  The counters must say so too: IN = OUT = the number of messages (a
+buffer kept anywhere else is not this ring).
+
+Why so small.  Every turn of a waiting loop (RELEASE, YIELD, ACQUIRE, two
+LOADs) is five more places to switch, and the search at 2 preemptions
+grows with them: with thread 0 as the receiver the reference's is 445
+runs; with a receiver thread of its own, 2,922; with two receivers, more
+than 20,000.  And at most one thread can be waiting at any time (one
+message per sender, N = 1, one receiver): two waiters that each YIELD to
+the other, both above the thread they wait for in PCT's priorities, pass
+the lock back and forth for ever, and a correct file would fail the
+sampled stage with StepLimit.
 """
 
 from collections import Counter
