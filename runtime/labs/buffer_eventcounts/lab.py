@@ -1,11 +1,11 @@
 """Lab 4, the bounded buffer with eventcounts (有界缓冲区与事件计数): SEND /
 RECEIVE for many senders and many receivers, with no lock at all.
 
-The student's eventcount_buffer.py defines setup() (thread 0, once:
-allocate the eventcounts and sequencers), send(shared, msg) and
-receive(shared) on a ring of N message words in the block mapped at page 1
-(message i lives in slot i mod N, at SLOTS + 8 * (i % N)).  The counts of
-messages sent and received are eventcounts (in, out), not memory words.
+The student's buffer.py defines setup() (thread 0, once: allocate the
+eventcounts and sequencers), send(shared, msg) and receive(shared) on a
+ring of N message words in the block mapped at page 1 (message i lives in
+slot i mod N, at SLOTS + 8 * (i % N)).  The counts of messages sent and
+received are eventcounts (in, out), not memory words.
 
 Two senders (11 and 21) and two receivers (thread 0 and one thread, one
 message each) run at once on a ring of N = 1 slot: both "full" and "empty"
@@ -30,7 +30,7 @@ TITLE = "bounded buffer with eventcounts"
 TITLE_ZH = "有界缓冲区与事件计数"
 IDEA = "SEND / RECEIVE for many senders without a lock: TICKET, AWAIT, ADVANCE"
 ORDER = 4
-STUDENT_FILE = "eventcount_buffer.py"
+STUDENT_FILE = "buffer.py"
 REQUIRED = ("setup", "send", "receive")
 KERNEL = dict(max_steps=150)      # the reference's longest run: 36 steps
 

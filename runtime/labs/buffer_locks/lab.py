@@ -20,8 +20,8 @@ buffer kept anywhere else is not this ring).
 Why so small.  Every turn of a waiting loop (RELEASE, YIELD, ACQUIRE, two
 LOADs) is five more places to switch, and the search at 2 preemptions
 grows with them: with thread 0 as the receiver the reference's is 445
-runs; with a receiver thread of its own, 2,922; with two receivers, more
-than 20,000.  And at most one thread can be waiting at any time (one
+runs; with a receiver thread of its own, 2,900 to 4,300 (by the order
+the threads start); with two receivers, more than 20,000.  And at most one thread can be waiting at any time (one
 message per sender, N = 1, one receiver): two waiters that each YIELD to
 the other, both above the thread they wait for in PCT's priorities, pass
 the lock back and forth for ever, and a correct file would fail the

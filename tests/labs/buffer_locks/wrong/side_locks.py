@@ -1,4 +1,4 @@
-"""Wrong: a lock for the senders and another for the receivers; each side reads the other's counter unlocked."""
+"""Wrong: a lock for the senders and one for the receivers (side locks): each side reads the other's counter unlocked."""
 
 from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE, YIELD
 
@@ -10,27 +10,23 @@ def setup():
 
 
 def send(locks, msg):
-    lock = locks[0]
-    ACQUIRE(lock)
-    while LOAD(IN) - LOAD(OUT) == N:
-        RELEASE(lock)
-        YIELD()
-        ACQUIRE(lock)
+    senders, _ = locks
+    ACQUIRE(senders)                    # only senders take it:
+    while LOAD(IN) - LOAD(OUT) == N:    # waiting with it
+        YIELD()                         # stops no receiver
     i = LOAD(IN)
     STORE(SLOTS + 8 * (i % N), msg)
     STORE(IN, i + 1)
-    RELEASE(lock)
+    RELEASE(senders)
 
 
 def receive(locks):
-    lock = locks[1]
-    ACQUIRE(lock)
+    _, receivers = locks
+    ACQUIRE(receivers)
     while LOAD(IN) == LOAD(OUT):
-        RELEASE(lock)
         YIELD()
-        ACQUIRE(lock)
     o = LOAD(OUT)
     msg = LOAD(SLOTS + 8 * (o % N))
     STORE(OUT, o + 1)
-    RELEASE(lock)
+    RELEASE(receivers)
     return msg

@@ -5,7 +5,7 @@ numbers of messages sent (in) and received (out) are eventcounts: AWAIT
 waits without a lock and without spinning.  As written they are right for
 ONE sender and ONE receiver; the harness runs two of each at once, and
 then messages get lost.  Make them right for many, still without a lock.
-Check it with `vos lab check buffer_eventcounts eventcount_buffer.py`.
+Check it with `vos lab check buffer_eventcounts buffer.py`.
 """
 
 from runtime.textbook import *  # noqa: F401,F403 - the lecture's calls: AWAIT, ADVANCE, READ, TICKET, ...
