@@ -39,6 +39,9 @@ ORDER = 3
 STUDENT_FILE = "buffer.py"
 REQUIRED = ("setup", "send", "receive")
 KERNEL = dict(max_steps=200)      # the reference's longest run: 62 steps
+# corpus.txt leaves out the StepLimit token of the wrong fix that waits holding the lock: replayed as a
+# guide, its 200 choices keep a correct file's waiting thread spinning until max_steps (StepLimit).
+# `vos lab sound --update-corpus` writes it back: delete its line again (it fails at sanity anyway).
 
 IN, OUT, SLOTS, N = 4096, 4104, 4096 + 64, 1
 SENDERS = ((11,), (21,))            # the messages of each sender thread
