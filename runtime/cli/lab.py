@@ -153,7 +153,7 @@ def _check(args, console):
 
 
 def _show(console, lab, v):
-    from .trace_view import failure_view, print_replay_line, race_view
+    from ..views.traces import failure_view, print_replay_line, race_view
     t = Table(title=f"lab {lab.name}: {os.path.basename(v.file)}", title_justify="left")
     t.add_column("test")
     t.add_column("", justify="right")
