@@ -14,11 +14,6 @@ Memory, two blocks mapped by thread 0:
                                X        critical sections completed
                                CROWDED  the worker number that found another inside (0: none)
 
-corpus.txt holds the failing schedules of the starter and the wrong fixes
-except those that end in StepLimit: guided by one of those, a correct spin
-lock's waiter is chosen again and again while the holder never runs, and
-the correct lock fails by StepLimit as well.  (`vos lab sound
---update-corpus` writes every token: take the StepLimit ones out again.)
 """
 
 from runtime.textbook import ALLOCATE_BLOCK, ALLOCATE_THREAD, LOAD, MAP, STORE
