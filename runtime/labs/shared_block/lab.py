@@ -39,6 +39,7 @@ KERNEL = dict(max_steps=1000)
 MAILBOX = 4096          # page 1 of both address spaces: the mailbox block
 MESSAGES = [101, 202, 303]
 
+FAULTS = {"ProtectionFault": ProtectionFault, "SegmentationFault": SegmentationFault}
 ADVICE = {              # what a thread's fault means here, after the kernel's own message
     "ProtectionFault": ". The reader may only read the mailbox: it can tell the writer \"taken\" through an "
                        "eventcount, which lives in the kernel, outside the block",
@@ -123,8 +124,9 @@ def program(student, k):
         try:
             results[name] = k.join(tids[name])
         except ThreadFailed as e:
-            raise AssertionError(f"the {name} (thread {tids[name]}) failed with {e.exc_type or e.reason}: "
-                                 f"{e.message}" + ADVICE.get(e.exc_type, "")) from None
+            error = FAULTS.get(e.exc_type, AssertionError)           # the kind the grader shows
+            raise error(f"the {name} (thread {tids[name]}) failed with {e.exc_type or e.reason}: {e.message}"
+                        + ADVICE.get(e.exc_type, "")) from None
     received = results["reader"]
     if received != MESSAGES and isinstance(received, list) and received and not any(received):
         raise AssertionError(f"the reader received {received}, the writer sent {MESSAGES}: the reader never "
