@@ -10,7 +10,7 @@ code) takes every account's lock in increasing account number and adds the
 balances up.  Afterwards:
 
     no thread deadlocked          (a lock cycle: DeadlockError in the thread
-                                   that closes it, or a Hang)
+                                   that closes it; nobody able to run: Hang)
     the auditor saw the total     (no money vanished in the middle of a
                                    transfer: each transfer is atomic)
     every balance is exact        (no update lost)
@@ -37,12 +37,13 @@ TELLERS = (             # each teller's transfers, in order: (src, dst, amount)
 )
 
 HINTS = (
-    "Read the failing trace column by column: which lock does each teller hold, and which one "
-    "does it wait for? A cycle in that 'waits for' picture is a deadlock (死锁).",
-    "A cycle cannot close if every thread takes the locks it needs in the same order. Which "
-    "order does the auditor use? Yours must agree with it, whatever the direction of the transfer.",
-    "Hold both locks for the whole transfer: giving the first lock back before taking the second "
-    "avoids the deadlock, but then the auditor can see the money in neither account.",
+    "Read the failing trace column by column: which lock does each thread hold, and which one "
+    "does it wait for? A cycle in that 'waits for' picture (等待图) is a deadlock (死锁).",
+    "Giving the first lock back before taking the second breaks the cycle, but then the auditor can "
+    "look while the money is in neither account: a transfer must hold both locks from the first "
+    "LOAD to the last STORE.",
+    "A cycle cannot close if every thread takes the locks it needs in one agreed order. The auditor "
+    "already has one; does your transfer follow it, whichever way the money goes?",
 )
 
 

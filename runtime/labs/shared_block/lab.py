@@ -16,8 +16,8 @@ both.  The student's mailbox.py defines
     reader(shared, count)      runs in the reader's space: returns the count
                                messages, in order
 
-The harness checks the isolation first, with a probe thread in each space
-(a LOAD, then a STORE of the same word back: SegmentationFault, then
+The harness checks the isolation first, with a probe thread in the reader's
+space (a LOAD, then a STORE of the same word back: SegmentationFault, then
 ProtectionFault, tell how page 1 is mapped there), then runs the writer and
 the reader at the same time and compares what was received with what was
 sent.  The race detector (on in every run) fails a handshake through plain
@@ -41,9 +41,13 @@ MESSAGES = [101, 202, 303]
 
 FAULTS = {"ProtectionFault": ProtectionFault, "SegmentationFault": SegmentationFault}
 ADVICE = {              # what a thread's fault means here, after the kernel's own message
-    "ProtectionFault": ". The reader may only read the mailbox: it can tell the writer \"taken\" through an "
-                       "eventcount, which lives in the kernel, outside the block",
-    "SegmentationFault": ". A thread sees only the pages MAPped into its own address space",
+    ("reader", "ProtectionFault"): ". The reader may only read the mailbox: it can tell the writer \"taken\" "
+                                   "through an eventcount, which lives in the kernel, outside the block",
+    ("writer", "ProtectionFault"): ". The writer's mapping of the mailbox must be \"rw\"",
+    ("reader", "SegmentationFault"): ". A thread sees only the pages MAPped into its own address space "
+                                     "(the mailbox: page 1 of the reader's)",
+    ("writer", "SegmentationFault"): ". A thread sees only the pages MAPped into its own address space "
+                                     "(the mailbox: page 1 of the writer's)",
 }
 
 HINTS = (
@@ -53,9 +57,9 @@ HINTS = (
     "The reader's mapping is \"r\": it cannot write a flag in the mailbox. An eventcount lives in "
     "the kernel, not in the block: the writer can ADVANCE one when a message is there, the reader "
     "another when it has taken it.",
-    "AWAIT(ec, v) returns once READ(ec) > v. Before the i-th message (counting from 0) the writer "
-    "waits until the reader has taken i messages; the reader waits until i + 1 have been written. "
-    "STORE before ADVANCE: ADVANCE publishes what was written before it.",
+    "AWAIT(ec, v) returns once READ(ec) > v (not >=). Count the messages from 0: before it writes "
+    "message i, how many must the reader have taken? Before it reads message i, how many must have "
+    "been written? And ADVANCE only after the STORE it announces.",
 )
 
 
@@ -82,25 +86,18 @@ def _probe(vaddr):
     return "writable"
 
 
-def _probe_in(k, space):
-    return k.join(ALLOCATE_THREAD(_probe, space, MAILBOX))
-
-
 def _isolation(k, writer_space, reader_space):
-    """The mappings, checked through the interface before anything runs."""
+    """The reader's mapping, checked through the interface before anything
+    runs.  (The writer's shows when the writer runs: its first STORE faults.)"""
     assert writer_space != reader_space, (
         f"the writer and the reader both run in address space {writer_space}: they share all of its memory, "
         f"and a bug in one can wreck the other's. Give each its own (CREATE_ADDRESS_SPACE) and share "
         f"only the mailbox block")
-    where = {"writer": _probe_in(k, writer_space), "reader": _probe_in(k, reader_space)}
-    for who, space in (("writer", writer_space), ("reader", reader_space)):
-        assert where[who] != "unmapped", (
-            f"nothing is mapped at page 1 of the {who}'s address space ({space}): its LOAD({MAILBOX}) "
-            f"raised SegmentationFault. MAP the mailbox block there")
-    assert where["writer"] == "writable", (
-        f"page 1 of the writer's address space is read-only: the writer cannot put a message there. "
-        f"MAP it \"rw\" in the writer's space")
-    assert where["reader"] == "read-only", (
+    where = k.join(ALLOCATE_THREAD(_probe, reader_space, MAILBOX))
+    assert where != "unmapped", (
+        f"nothing is mapped at page 1 of the reader's address space ({reader_space}): its LOAD({MAILBOX}) "
+        f"raised SegmentationFault. MAP the mailbox block there")
+    assert where == "read-only", (
         f"a thread in the reader's address space could STORE into the mailbox at {MAILBOX}: map it \"r\" "
         f"there (权限 permission), so that the reader cannot change what the writer wrote")
 
@@ -126,7 +123,7 @@ def program(student, k):
         except ThreadFailed as e:
             error = FAULTS.get(e.exc_type, AssertionError)           # the kind the grader shows
             raise error(f"the {name} (thread {tids[name]}) failed with {e.exc_type or e.reason}: {e.message}"
-                        + ADVICE.get(e.exc_type, "")) from None
+                        + ADVICE.get((name, e.exc_type), "")) from None
     received = results["reader"]
     if received != MESSAGES and isinstance(received, list) and received and not any(received):
         raise AssertionError(f"the reader received {received}, the writer sent {MESSAGES}: the reader never "
