@@ -26,7 +26,7 @@ IDEA = "two locks taken in opposite orders deadlock: take them in one global ord
 ORDER = 6
 STUDENT_FILE = "bank.py"
 REQUIRED = ("setup", "transfer")
-KERNEL = dict(max_steps=2000)
+KERNEL = dict(max_steps=300)       # the longest run of the reference: 62 steps
 
 ACCOUNT = 4096          # account i is the word at ACCOUNT + 8 * i (the block mapped at page 1)
 ACCOUNTS = 3
