@@ -251,8 +251,11 @@ def _sound(args, console):
         v = r.verdict
         kind = "" if v is None else ("pass" if v.ok else (v.failure.kind if v.failure else "error"))
         t.add_row(r.name, r.role, kind, f"{r.seconds:.1f}", f"{r.replays}/{REPLAYS}" if r.replays else "",
-                  Text(r.problem or "ok", style="red" if r.problem else "green"))
+                  Text("no" if r.problem else "ok", style="red" if r.problem else "green"))
     console.print(t)
+    for r in report.rows:
+        if r.problem:
+            console.print(Text(f"{r.name}: {r.problem}", style="red"))
     if args.update_corpus:
         write_corpus(lab, report.corpus())
         console.print(f"[dim]{len(report.corpus())} failing schedules written to {lab.corpus_file}[/]")
