@@ -80,9 +80,8 @@ from . import mutex
 from .buffer_layout import DEALLOCATED, READERS_GONE, WRITERS_GONE, arena_size, format_header
 from .buffer_ring import Ring
 from .side_lock import BUSY_STRIDE, BusyLine, bias_available, read_line
-from .errors import (BufferDeallocated, EndOfStream, KernelError, NoSuchThread, OutOfResources,
-                     StreamClosed)
-from .threads import LIVE, O_STATE, WAIT_RECEIVE, WAIT_SEND
+from .errors import BufferDeallocated, EndOfStream, NoSuchThread, OutOfResources, StreamClosed
+from .threads import LIVE, O_STATE
 
 FREE, CREATING, ALLOCATED, DEALLOCATING = 0, 1, 2, 3
 STATE_NAMES = ["FREE", "CREATING", "ALLOCATED", "DEALLOCATING"]
@@ -97,7 +96,7 @@ OWNER = (1 << 48) - 1
 DEFAULT_CAPACITY = 1 << 20      # 16 pipe chunks of 64 KiB in flight
 STREAM_CHUNK = 1 << 16          # write() sends at most this much per message
 
-_w = struct.Struct("q")
+_w = struct.Struct("<q")          # little-endian words, as every table (object_table.py)
 _GONE = object()                # the ctx of a dropped Ring: never the current context
 
 
