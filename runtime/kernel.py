@@ -46,7 +46,7 @@ from .arena import Arena, Layout, new_name
 from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
 from .processors import Processors
-from .bounded_buffer import Buffers
+from .buffer_table import Buffers
 from .bundle import Bundles
 from .eventcounts import EventcountTable
 from .locks import LockTable

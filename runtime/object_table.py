@@ -15,7 +15,7 @@ Allocation is lock-free and never reuses a number:
 
 One byte order for every word (`<q`, here), one name for the invariant
 check (`_check_invariants`, which Kernel._check_invariants calls).  Bounded
-buffers keep a table of their own shape (bounded_buffer.py): their slots are
+buffers keep a table of their own shape (buffer_table.py): their slots are
 reused after DEALLOCATE and each has a side arena, which this skeleton does
 not do.
 """
