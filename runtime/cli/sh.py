@@ -11,7 +11,7 @@ import sys
 
 from ..kernel import Kernel
 from ..shell.session import Session, ShellExit, repl
-from .render import trace_tables
+from ..views.tables import trace_tables
 
 
 def add_parser(sub):
