@@ -24,7 +24,7 @@ def send(shared, msg):
     """SEND: 插入数据，满则等待 (put msg in; wait while the ring is full)."""
     p_in, p_out = shared
     i = READ(p_in)                      # my message's number
-    AWAIT(p_out, i - N)                 # until out > i - N: in - out < N, a slot is free
+    AWAIT(p_out, i - N)                 # until out > i - N: a slot is free
     STORE(SLOTS + 8 * (i % N), msg)
     ADVANCE(p_in)                       # in + 1: the message is there
 

@@ -1,9 +1,10 @@
-"""Lab 3, the bounded buffer with locks (有界缓冲区与锁).  Read handout.md first.
+"""Lab 3, the bounded buffer with locks (有界缓冲区与锁).
 
-The book's SEND and RECEIVE on a ring of N slots in shared memory.  They
-are right for ONE sender and ONE receiver; the harness runs two of each at
-once, and then messages get lost.  Make them right for many senders and
-many receivers.  Check it with `vos lab check buffer_locks buffer.py`.
+Read handout.md first.  The book's SEND and RECEIVE on a ring of N slots in
+shared memory.  They are right for ONE sender and ONE receiver; the harness
+runs two senders at once, and then messages get lost.  Make them right for
+many senders and many receivers.  Check it with
+`vos lab check buffer_locks buffer.py`.
 """
 
 from runtime.textbook import *  # noqa: F401,F403 - the lecture's calls: LOAD, STORE, YIELD, ALLOCATE_LOCK, ...

@@ -19,13 +19,9 @@ buffer kept anywhere else is not this ring).
 
 Why so small.  Every turn of a waiting loop (RELEASE, YIELD, ACQUIRE, two
 LOADs) is five more places to switch, and the search at 2 preemptions
-grows with them: with thread 0 as the receiver the reference's is 445
-runs; with a receiver thread of its own, 2,900 to 4,300 (by the order
-the threads start); with two receivers, more than 20,000.  And at most one thread can be waiting at any time (one
-message per sender, N = 1, one receiver): two waiters that each YIELD to
-the other, both above the thread they wait for in PCT's priorities, pass
-the lock back and forth for ever, and a correct file would fail the
-sampled stage with StepLimit.
+grows with them: with thread 0 as the receiver the reference's is 513
+runs; with a receiver thread of its own, 4,422; with two receiver threads,
+7,243 at 1 preemption alone and more than 40,000 at 2.
 """
 
 from collections import Counter
@@ -38,10 +34,7 @@ IDEA = "SEND / RECEIVE for many senders: one lock, released while waiting"
 ORDER = 3
 STUDENT_FILE = "buffer.py"
 REQUIRED = ("setup", "send", "receive")
-KERNEL = dict(max_steps=200)      # the reference's longest run: 62 steps
-# corpus.txt leaves out the StepLimit token of the wrong fix that waits holding the lock: replayed as a
-# guide, its 200 choices keep a correct file's waiting thread spinning until max_steps (StepLimit).
-# `vos lab sound --update-corpus` writes it back: delete its line again (it fails at sanity anyway).
+KERNEL = dict(max_steps=200)      # the reference's longest run: 64 steps
 
 IN, OUT, SLOTS, N = 4096, 4104, 4096 + 64, 1
 SENDERS = ((11,), (21,))            # the messages of each sender thread
