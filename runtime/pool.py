@@ -222,8 +222,13 @@ class Pool:
         return None
 
     def warm(self):
-        """(kernel process) Start idle VPs until `keep` are idle or starting."""
-        ready = sum(1 for e in range(self.capacity) if self.get(e, E_STATE) in (STARTING, IDLE))
+        """(kernel process) Start idle VPs until `keep` are idle, starting or
+        coming back (their thread ended: they are putting themselves back).
+        At boot, and between the commands of a shell session, which lose
+        the VPs of stages destroyed by Ctrl-C or killed: a VP that died is
+        neither."""
+        ready = sum(1 for e in range(self.capacity)
+                    if (self.get(e, E_STATE) == IDLE or self._coming_back(e)) and self._alive(e))
         for _ in range(self.keep - ready):
             if self.start_vp() is None:
                 break

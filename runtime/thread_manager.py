@@ -244,7 +244,7 @@ class ThreadManager:
                 state, reason = FAULTED, EXCEPTION
         t = self.threads
         t.write_status(ctx.tid, payload)
-        k.processors.account(ctx.tid, time.process_time_ns())
+        k.processors.account(ctx.tid, ctx.cpu_ns())
         k.run_death_hooks(ctx.tid)
         k.processors.release(ctx.tid)
         t.finish(ctx.tid, state, reason)

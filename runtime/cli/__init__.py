@@ -2,7 +2,12 @@
 
 One module per subcommand, each with `add_parser(subparsers)` and
 `run(args, console) -> int`.  The rich Console is made here and passed down:
-one object owns the terminal.
+one object owns the terminal (`vos sh` makes its own, below).
+
+Start-up is part of a command's cost (`vos sh -c "..."` is a shell): a
+command line that names its subcommand first imports only that module, and
+`vos sh` is given no Console: it makes one when it has something for rich to
+draw (a trace, the banner), and `vos sh -c` never imports rich at all.
 """
 
 import argparse
@@ -10,14 +15,16 @@ import importlib
 import sys
 
 SUBCOMMANDS = ["tour", "demo", "bench", "sh", "top", "clean", "chaos", "explore", "replay", "step", "lab"]
+NO_CONSOLE = {"sh"}      # their run(args, console=None) makes a Console only to draw something
 
 
-def build_parser():
+def build_parser(only=None):
+    """The parser of every subcommand, or of `only` alone."""
     parser = argparse.ArgumentParser(
         prog="vos", description="vos: a concept OS you can watch race. Virtual processors, virtual memory "
                                 "and bounded buffers on real processes and real shared memory.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if only is None else [only]:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as e:
@@ -30,17 +37,23 @@ def build_parser():
 
 
 def main(argv=None):
-    from rich.console import Console
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
-    console = Console(highlight=False)
+    console = None
+    if args.command not in NO_CONSOLE:
+        from rich.console import Console
+        console = Console(highlight=False)
     try:
         return args._run(args, console) or 0
     except KeyboardInterrupt:
-        console.print("\n[yellow]interrupted[/]")
+        if console is None:
+            sys.stderr.write("\ninterrupted\n")
+        else:
+            console.print("\n[yellow]interrupted[/]")
         return 130
 
 

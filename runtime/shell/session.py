@@ -4,15 +4,35 @@ One kernel serves the whole session; every pipeline's stages are its threads.
 The built-ins (`cd`, `exit`, `help`) run in the shell itself, thread 0, as in
 sh: a `cd` inside a pipeline would change only a child's directory, so there
 it does nothing.  Ctrl-C while a pipeline runs destroys its stages (not the
-shell) and sets `$?` to 130."""
+shell) and sets `$?` to 130.
+
+Warm VPs.  The session's kernel (MACHINE) keeps a pool of ready VPs
+(runtime/pool.py): a stage is handed to an idle VP rather than a process
+forked for it, and the VP comes back clean when the stage ends, so one
+command leaves nothing behind for the next -- not a global, a signal
+handler, a working directory, an open file or a held lock.  A stage that
+dies (destroyed by Ctrl-C, killed from outside) takes its VP with it: after
+every command the shell starts VPs until the pool is full again, so the
+next command finds them ready.  Ctrl-C while the stages are being handed
+over waits until they all are (SIGINT blocked for that moment), then ends
+them all: no VP is left half-claimed."""
 
 import os
+import signal
 import sys
 
 from .parser import ShellSyntaxError, expand, parse
 from .pipeline import Pipeline
 from .programs import PROGRAMS
 from .trace import Tracer
+
+# The kernel of a session (`vos sh`, and `vos bench pipe`): four ready VPs,
+# for a pipeline of two or three stages while the last command's VPs put
+# themselves back (a longer pipeline grows the pool); and a small machine,
+# since pipelines use no virtual memory and no lock tables: it boots in a
+# fraction of the default machine's time (less shared memory to reserve).
+MACHINE = dict(pool=4, frames=16, max_threads=64, max_address_spaces=4, address_space_pages=256,
+               max_blocks=64, swap_pages=64, max_locks=64, max_eventcounts=64, max_buffers=64)
 
 HELP = """vos sh: a small shell whose pipeline stages are virtual processors joined by bounded buffers.
 
@@ -57,11 +77,21 @@ class Session:
         if len(commands) == 1 and commands[0].argv[0] in BUILTINS:
             return BUILTINS[commands[0].argv[0]](self, commands[0].argv)
         try:
-            pipeline = Pipeline(self.kernel, commands, self.cwd, *self.fds, trace=self.trace is not None)
-        except OSError as e:
-            self._err(f"vos sh: {e}\n")
-            return 1
+            return self._run(commands)
+        finally:
+            self.kernel.pool.warm()          # replace the VPs of stages that died (Ctrl-C, killed)
+
+    def _run(self, commands):
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})   # (see the module doc)
+        pipeline = None
         try:
+            try:
+                pipeline = Pipeline(self.kernel, commands, self.cwd, *self.fds, trace=self.trace is not None)
+            except OSError as e:
+                self._err(f"vos sh: {e}\n")
+                return 1
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)      # a Ctrl-C pressed meanwhile: now
             if self.trace is not None:
                 tracer = Tracer(self.kernel, pipeline)
                 tracer.run()
@@ -70,7 +100,8 @@ class Session:
                 return status
             return pipeline.wait()
         except KeyboardInterrupt:
-            pipeline.abort()
+            if pipeline is not None:
+                pipeline.abort()
             self._err("\n")
             return 130
 
