@@ -185,7 +185,7 @@ def test_ctrl_c_in_the_middle_of_a_pipeline_and_the_next_command(shell):
     assert k.pool.settle(30)
     vps = k.statistics()["pool"]["vps"]
     assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"]        # refilled
-    assert not set(pids) & {v["pid"] for v in vps}                               # by new VPs
+    assert not set(pids) & {v["pid"] for v in vps}, (pids, vps, k.thread_info())   # by new VPs
     shell.stages.clear()
     assert session.run_line("echo after | cat") == 0
     assert shell.output() == "after\n" and [vp for _, vp in shell.stages] == ["pool", "pool"]
