@@ -11,6 +11,8 @@ Rows (every figure the median of `runs`; peers measured in the same run):
     demand-zero fault (first touch of a page of an anonymous mmap).
   * a swap-in fault (a clean victim leaves, the page is read back) vs a bare
     os.pread of one page from a file.
+  * LOAD+STORE with races=True vs races=False, free and controlled.  Goal:
+    at most 4x (ratio >= 0.25).
   * a pressure run: VPs in several address spaces writing and verifying pages
     4x the frames, in word operations per second, vs the same run with
     frames enough for everything (no paging).
@@ -73,6 +75,45 @@ def _words(k, quick, runs):
                 higher_is_better=False, goal=0.2, note="a TLB hit: dict + epoch check"),
             Row("LOAD+STORE, resident word", "s", vos, "memoryview('q') get+set", fast,
                 higher_is_better=False, note="the fastest raw word access")]
+
+
+def _timed_words(n):
+    """A VP's LOAD+STORE loop, timed by the VP itself: seconds per pair."""
+    t0 = time.perf_counter()
+    _word_loop(n)
+    return (time.perf_counter() - t0) / n
+
+
+def _races(quick, runs):
+    """LOAD+STORE with the race detector on and off, free and controlled.
+    Free: each timing is a new VP (each thread logs into a log of its own,
+    racelog.py), the log well below full.  Controlled: a short loop in
+    thread 0, every access a step; k.races() at the end is part of the cost."""
+    n = 4_000 if quick else 12_000
+    out = []
+    free = {}
+    for races in (False, True):
+        with Kernel(frames=64, races=races) as k:
+            MAP(k.address_space, ALLOCATE_BLOCK(k.config.page_size, name="words"), 0, "rw")
+            free[races] = median([k.join(ALLOCATE_THREAD(_timed_words, k.address_space, n)) for _ in range(runs)])
+    out.append(Row("LOAD+STORE, free, races=True", "s", free[True], "races=False", free[False],
+                   higher_is_better=False, goal=0.25, note="every access logged (racelog.py)"))
+    m = 1_000 if quick else 3_000
+    controlled = {}
+    for races in (False, True):
+        times = []
+        for _ in range(runs):
+            with Kernel(frames=64, races=races, schedule="rr", max_steps=4 * m) as k:
+                MAP(k.address_space, ALLOCATE_BLOCK(k.config.page_size, name="words"), 0, "rw")
+                t0 = time.perf_counter()
+                _word_loop(m)
+                if races:
+                    k.races()
+                times.append((time.perf_counter() - t0) / m)
+        controlled[races] = median(times)
+    out.append(Row("LOAD+STORE, controlled, races=True", "s", controlled[True], "races=False", controlled[False],
+                   higher_is_better=False, goal=0.25, note="every access a step; k.races() counted"))
+    return out
 
 
 def _bytes(k, runs):
@@ -210,6 +251,7 @@ def main(console, quick=False, runs=5):
         rows += _bytes(k, runs)
         rows.append(_demand_zero(k, quick, runs))
     rows.append(_swap_in(quick, runs))
+    rows += _races(quick, runs)
     total_pages = 2 * 2 * 16
     tight, loose, evictions = [], [], 0
     for _ in range(max(1, runs if not quick else 1)):

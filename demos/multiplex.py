@@ -30,7 +30,7 @@ from rich.live import Live
 from rich.table import Table
 
 from runtime import Kernel
-from runtime.cli.render import threads_table
+from runtime.views.tables import threads_table
 from runtime.textbook import ALLOCATE_THREAD, YIELD
 
 TITLE = "six threads on two processors: the clock interrupt, then YIELD"

@@ -44,7 +44,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runtime import Kernel
-from runtime.cli.render import trace_tables
+from runtime.views.tables import trace_tables
 from runtime.shell.pipeline import SIGPIPE_STATUS
 from runtime.shell.session import Session
 

@@ -115,7 +115,7 @@ def _host_running():
 class Ring(BulkTransfers):
     """One process's view of one buffer's side arena.
 
-    Built once per process per buffer (bounded_buffer.Buffers caches it) and
+    Built once per process per buffer (buffer_table.Buffers caches it) and
     bound to the calling thread by `bind`; every method runs in the calling
     thread's process.  Blocking methods record the wait in the thread entry
     (WAIT_SEND / WAIT_RECEIVE on the buffer id) around every sleep."""

@@ -53,6 +53,8 @@ class Context:
         self.gate = None           # a controlled kernel's gateway (sched/gate.py)
         if getattr(kernel, "sched", None) is not None:
             self.gate = Gate(kernel, self)
+        logs = getattr(kernel, "racelogs", None)
+        self.racelog = logs.open(tid) if logs is not None else None   # a free kernel's race log (racelog.py)
 
     # --- entering and leaving ------------------------------------------------
 

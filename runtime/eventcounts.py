@@ -64,7 +64,6 @@ Section layout (part "eventcounts", in the main arena; little-endian words):
 
 import dataclasses
 import os
-from array import array
 import struct
 import time
 
@@ -72,11 +71,11 @@ from . import atomics
 from . import checks
 from . import context as _context
 from .atomics import c_arg, fetch_add_raw, load_raw, SEQ_CST
-from .errors import KernelError, NoSuchObject, OutOfResources, WouldBlock
+from .errors import KernelError, NoSuchObject, WouldBlock
+from .object_table import HEADER, WORD as _i64, ObjectTable
 from .threads import LIVE, O_WAIT_KIND, O_WAIT_OBJ, O_WAIT_VALUE, WAIT_EVENTCOUNT
 
-H_ALLOCATED, H_CAPACITY = 0, 8
-HEADER, RECORD = 64, 64
+RECORD = 64                                    # (the header: object_table.py)
 R_WORD, R_KIND, R_SLEEPS, R_WAKES, R_NAME = 0, 8, 16, 24, 32
 NAME_SIZE = 32
 EVENTCOUNT, SEQUENCER = 1, 2
@@ -92,7 +91,6 @@ _SLICE = 0.25
 _SPIN = 400 if (os.cpu_count() or 1) > 1 else 0
 _MIN_SPIN = 8
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
-_i64 = struct.Struct("<q")
 _TSO = atomics.TSO
 _QWORD, _QRECORD = (HEADER - RECORD + R_WORD) // 8, RECORD // 8    # eventcount i's word: _q[_QWORD + i * _QRECORD]
 
@@ -226,26 +224,23 @@ class SequencerStatistics:
     next_ticket: int      # tickets handed out so far
 
 
-class EventcountTable:
-    """The part "eventcounts" (eventcounts and sequencers).  One instance per
-    process per kernel; private to it: the prepared pointers."""
+class EventcountTable(ObjectTable):
+    """The part "eventcounts" (eventcounts and sequencers; object_table.py:
+    the skeleton).  One instance per process per kernel; private to it: the
+    prepared pointers."""
+
+    RECORD, NAME_SIZE, R_NAME = RECORD, NAME_SIZE, R_NAME
+    SETTING, WHAT, DEFAULT_CAPACITY = "max_eventcounts", "eventcounts and sequencers", DEFAULT_CAPACITY
 
     @staticmethod
     def section_size(config):
         return HEADER + RECORD * config.get("max_eventcounts", DEFAULT_CAPACITY)
 
     def __init__(self, kernel, offset):
-        self.kernel = kernel
-        self.threads = kernel.threads
         self.capacity = kernel.config.get("max_eventcounts", DEFAULT_CAPACITY)
         if not isinstance(self.capacity, int) or self.capacity < 1:
             raise ValueError(f"max_eventcounts must be a positive int, not {self.capacity!r}")
-        arena = kernel.arena
-        self.buf = arena.buf
-        self.base = offset
-        self.addr = arena.addr + offset
-        size = self.section_size(kernel.config)
-        self._q = arena.buf[offset:offset + size].cast("q")
+        self._map(kernel, offset, offset + HEADER, self.section_size(kernel.config))
         self._ptrs = {EVENTCOUNT: [None] * (self.capacity + 1), SEQUENCER: [None] * (self.capacity + 1)}
         self._ec_ptrs = self._ptrs[EVENTCOUNT]
         self._seq_ptrs = self._ptrs[SEQUENCER]
@@ -253,27 +248,12 @@ class EventcountTable:
         self.spin = _SPIN if kernel.config.get("sync_spin", True) else 0
         self._budget = self.spin   # the adaptive spin (private to this process)
 
-    def boot(self):
-        _i64.pack_into(self.buf, self.base + H_CAPACITY, self.capacity)
-
-    def shutdown(self):
-        self._q.release()
-
-    def reset(self):
-        """(kernel process, nothing running: a controlled kernel's restart) As at boot."""
-        self._q[:] = array("q", bytes(len(self._q) * 8))
-        self.boot()
-        self.forget()
-
     def forget(self):
         """Drop this process's caches of the table (a pool VP between threads)."""
         for ptrs in self._ptrs.values():
             ptrs[:] = [None] * len(ptrs)
 
     # --- addressing ----------------------------------------------------------
-
-    def _rec(self, i):
-        return self.base + HEADER + (i - 1) * RECORD
 
     def _kind_of(self, i):
         if not 1 <= i <= self.capacity:
@@ -305,23 +285,12 @@ class EventcountTable:
             p = None
         return p if p is not None else self._pointer(ec, EVENTCOUNT, call)
 
-    def name_of(self, i):
-        o = self._rec(i) + R_NAME
-        return bytes(self.buf[o:o + NAME_SIZE]).rstrip(b"\0").decode("utf-8", "replace")
-
     # --- allocation ----------------------------------------------------------
 
     def allocate(self, kind, name=None):
         checks.name("ALLOCATE_EVENTCOUNT" if kind == EVENTCOUNT else "ALLOCATE_SEQUENCER", name, NAME_SIZE)
-        index = atomics.fetch_add(self.addr + H_ALLOCATED, 1)
-        if index >= self.capacity:
-            raise OutOfResources(f"all {self.capacity} eventcounts and sequencers are allocated; boot the "
-                                 "Kernel with a larger max_eventcounts=")
-        i = index + 1
-        o = self._rec(i)
-        raw = (name if name is not None else f"{_DEFAULT_PREFIX[kind]}{i}").encode("utf-8")[:NAME_SIZE]
-        self.buf[o + R_NAME:o + R_NAME + NAME_SIZE] = raw.ljust(NAME_SIZE, b"\0")
-        atomics.store(self.kernel.arena.addr + o + R_KIND, kind)  # publish last
+        i, o = self._claim(name, lambda i: f"{_DEFAULT_PREFIX[kind]}{i}")
+        self._publish(o + R_KIND, kind)
         return Eventcount(i) if kind == EVENTCOUNT else Sequencer(i)
 
     # --- READ / ADVANCE / AWAIT ------------------------------------------------
@@ -459,9 +428,6 @@ class EventcountTable:
         if kind == SEQUENCER:
             return SequencerStatistics(i, self.name_of(i), word)
         return EventcountStatistics(i, self.name_of(i), word & COUNT, tuple(waiters.get(i, ())), sleeps, wakes)
-
-    def allocated(self):
-        return min(self.capacity, _i64.unpack_from(self.buf, self.base + H_ALLOCATED)[0])
 
     def statistics(self):
         waiters = self._waiters()

@@ -46,7 +46,7 @@ from .arena import Arena, Layout, new_name
 from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
 from .processors import Processors
-from .bounded_buffer import Buffers
+from .buffer_table import Buffers
 from .bundle import Bundles
 from .eventcounts import EventcountTable
 from .locks import LockTable
@@ -57,6 +57,7 @@ from .threads import DONE, ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
 from . import sched
 from .sched import board, strategies, wiring
+from . import race_wiring, racelog
 from .sched.board import MAX_CONTROLLED_THREADS
 from .sched.trace import FileCheck, make_token, read_trace
 
@@ -237,6 +238,7 @@ class Kernel:
         for name, cls in PARTS:
             lay.add(name, cls.section_size(c))
         lay.add("sched", board.section_size(c))
+        lay.add("racelog", racelog.section_size(c))
         return lay
 
     def _wire(self, arena, layout):
@@ -258,6 +260,10 @@ class Kernel:
         self.sched_check = getattr(self, "sched_check", None)
         if controlled:
             wiring.install(self)
+        self.racelogs = None
+        if sec["racelog"][1]:                      # races=True, running freely: every thread logs
+            self.racelogs = racelog.RaceLogs(self, sec["racelog"][0])
+            race_wiring.install(self)
 
     @classmethod
     def attach(cls, handle):
@@ -459,6 +465,8 @@ class Kernel:
                                   self._races() if self.config.get("races") else [])
             except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
                 print(f"vos: could not keep the controlled run's trace: {e}", file=sys.stderr)
+        elif self.config.get("races"):
+            self._last_races = self._races()
         _i64.pack_into(self.arena.buf, H_STATE, SHUTDOWN)
         try:
             self._end_all_vps()
@@ -502,6 +510,8 @@ class Kernel:
             self._affinity = None
         if self.sched is not None:
             self.sched.release()
+        if getattr(self, "racelogs", None) is not None:
+            self.racelogs.release()
         _set_subreaper(False)
         arena, self.arena = self.arena, None
         if arena is not None:
@@ -597,7 +607,7 @@ class Kernel:
         if not self.config.get("races"):
             raise KernelError("races(): boot the Kernel with races=True to have them reported")
         if self.arena is None:
-            return list(self._last_run[2]) if self._last_run else []
+            return list(self._last_run[2] if self._last_run else getattr(self, "_last_races", []))
         return self._races()
 
     def _races(self):
@@ -605,9 +615,14 @@ class Kernel:
         if self.sched is not None:
             events, token = races.trace_events(self), self._make_token()
         else:
-            events, token = self.racelog.events(), None
+            events, token = self.racelogs.events(), None
+            if self.racelogs.truncated or self.racelogs.dropped:
+                import warnings
+                warnings.warn(f"race log: threads {self.racelogs.truncated} filled their logs "
+                              f"({racelog.RECORDS} events) and {self.racelogs.dropped} found none "
+                              f"(at most {racelog.LOGS}): their later accesses were not checked", stacklevel=3)
         return races.detect(events, self.vm.block_name, lambda i: self.locks.name_of(i) or f"lock {i}", token,
-                            self.config.page_size)
+                            self.config.page_size, fifo=self.sched is not None)
 
     @property
     def token(self):

@@ -68,7 +68,6 @@ nothing while it holds it; so it can close no cycle.
 
 import dataclasses
 import struct
-from array import array
 from contextlib import contextmanager
 
 from . import atomics
@@ -76,18 +75,17 @@ from . import checks
 from . import context as _context
 from . import mutex
 from .atomics import c_arg, compare_exchange_p, load_raw, store_raw, SEQ_CST
-from .errors import DeadlockError, KernelError, NoSuchObject, NotOwner, OutOfResources, OwnerDied, WouldBlock
+from .errors import DeadlockError, KernelError, NoSuchObject, NotOwner, OwnerDied, WouldBlock
+from .object_table import HEADER, WORD as _i64, ObjectTable
 from .threads import LIVE, O_NAME, O_STATE, O_TID, WAIT_LOCK
 
-H_ALLOCATED, H_CAPACITY, H_RESOLVER, H_DEADLOCKS = 0, 8, 16, 24
-HEADER = 64
+H_RESOLVER, H_DEADLOCKS = 16, 24           # after object_table's allocated, capacity
 RECORD = 64
 R_WORD, R_ALLOCATED, R_ACQ, R_CONTENTION, R_OWNER_DIED, R_DEAD_HOLDER, R_NAME = 0, 8, 16, 24, 32, 40, 48
 NAME_SIZE = 16
 EDGE_LOCK = (1 << 24) - 1
 EDGE_SEQ = 24
 DEFAULT_CAPACITY = 1024
-_i64 = struct.Struct("<q")
 
 
 def _edges_size(max_threads):
@@ -210,10 +208,14 @@ def _ctx():
     return ctx
 
 
-class LockTable:
-    """The part "locks".  One instance per process per kernel; all shared
-    state is in the section above.  Private to this process: prepared
-    pointers (`_fast`, `_edge_ptrs`), the word of the calling thread (`_mine`)."""
+class LockTable(ObjectTable):
+    """The part "locks" (object_table.py: the skeleton).  One instance per
+    process per kernel; all shared state is in the section above.  Private
+    to this process: prepared pointers (`_fast`, `_edge_ptrs`), the word of
+    the calling thread (`_mine`)."""
+
+    RECORD, NAME_SIZE, R_NAME = RECORD, NAME_SIZE, R_NAME
+    SETTING, WHAT, DEFAULT_CAPACITY = "max_locks", "locks", DEFAULT_CAPACITY
 
     @staticmethod
     def section_size(config):
@@ -221,19 +223,12 @@ class LockTable:
         return HEADER + _edges_size(config.max_threads) + RECORD * cap
 
     def __init__(self, kernel, offset):
-        self.kernel = kernel
-        self.threads = kernel.threads
         self.capacity = kernel.config.get("max_locks", DEFAULT_CAPACITY)
         if not isinstance(self.capacity, int) or not 1 <= self.capacity < EDGE_LOCK:
             raise ValueError(f"max_locks must be an int from 1 to {EDGE_LOCK - 1}, not {self.capacity!r}")
-        arena = kernel.arena
-        self.buf = arena.buf
-        self.base = offset
-        self.addr = arena.addr + offset
         self.edges_off = offset + HEADER
-        self.records_off = offset + HEADER + _edges_size(kernel.config.max_threads)
-        size = self.section_size(kernel.config)
-        self._q = arena.buf[offset:offset + size].cast("q")  # word view of the section, for counters
+        self._map(kernel, offset, offset + HEADER + _edges_size(kernel.config.max_threads),
+                  self.section_size(kernel.config))
         self._rq = (self.records_off - offset) // 8            # q-index of record 0
         self._fast = [None] * (self.capacity + 1)              # per lock id: (pointer, acquisitions index)
         self._edge_ptrs = [None] * kernel.config.max_threads
@@ -245,27 +240,12 @@ class LockTable:
         self.slice = kernel.config.get("sync_slice", mutex._SLICE)
         self.spin = kernel.config.get("sync_spin", True)
 
-    def boot(self):
-        _i64.pack_into(self.buf, self.base + H_CAPACITY, self.capacity)
-
-    def shutdown(self):
-        self._q.release()
-
-    def reset(self):
-        """(kernel process, nothing running: a controlled kernel's restart) As at boot."""
-        self._q[:] = array("q", bytes(len(self._q) * 8))
-        self.boot()
-        self.forget()
-
     def forget(self):
         """Drop this process's caches of the table (a pool VP between threads)."""
         self._fast = [None] * (self.capacity + 1)
         self._mine_tid = None
 
     # --- addressing ----------------------------------------------------------
-
-    def _rec(self, lock_id):
-        return self.records_off + (lock_id - 1) * RECORD
 
     def _prepare(self, lock, call="ACQUIRE"):
         """Validate a handle and prepare (once per process) its word's pointer
@@ -293,25 +273,13 @@ class LockTable:
             p = self._edge_ptrs[slot] = atomics.pointer(self.kernel.arena.addr + self.edges_off + 8 * slot)
         return p
 
-    def name_of(self, lock_id):
-        o = self._rec(lock_id) + R_NAME
-        return bytes(self.buf[o:o + NAME_SIZE]).rstrip(b"\0").decode("utf-8", "replace")
-
     # --- ALLOCATE_LOCK ---------------------------------------------------------
 
     def allocate(self, name=None):
         """A new, free lock.  Any process.  OutOfResources when the table is full."""
         checks.name("ALLOCATE_LOCK", name, NAME_SIZE)
-        index = atomics.fetch_add(self.addr + H_ALLOCATED, 1)
-        if index >= self.capacity:
-            raise OutOfResources(f"all {self.capacity} locks are allocated; boot the Kernel with a larger "
-                                 "max_locks=")
-        lock_id = index + 1
-        o = self._rec(lock_id)
-        raw = (name if name is not None else f"lock{lock_id}").encode("utf-8")[:NAME_SIZE]
-        self.buf[o + R_NAME:o + R_NAME + NAME_SIZE] = raw.ljust(NAME_SIZE, b"\0")
-        # Publish last, with a seq-cst store: whoever sees allocated=1 sees the name too.
-        atomics.store(self.kernel.arena.addr + o + R_ALLOCATED, 1)
+        lock_id, o = self._claim(name, lambda i: f"lock{i}")
+        self._publish(o + R_ALLOCATED, 1)        # whoever sees allocated=1 sees the name too
         return Lock(lock_id)
 
     # --- ACQUIRE ---------------------------------------------------------------
@@ -512,7 +480,7 @@ class LockTable:
         e = load_raw(ep, SEQ_CST)
         if e & EDGE_LOCK:
             store_raw(ep, c_arg(e & ~EDGE_LOCK), SEQ_CST)
-        n = min(self.capacity, _i64.unpack_from(self.buf, self.base + H_ALLOCATED)[0])
+        n = self.allocated()
         base = self.kernel.arena.addr
         for i in range(1, n + 1):
             o = self._rec(i)
@@ -548,9 +516,6 @@ class LockTable:
         word, _alloc, acq, cont, died, _dh = struct.unpack_from("<6q", self.buf, o)
         return LockStatistics(i, self.name_of(i), mutex.holder_of(word), tuple(waiters.get(i, ())), acq, cont,
                               died, bool(word & mutex.DIED))
-
-    def allocated(self):
-        return min(self.capacity, _i64.unpack_from(self.buf, self.base + H_ALLOCATED)[0])
 
     def statistics(self):
         """The part's snapshot for Kernel.statistics() and `vos top`."""

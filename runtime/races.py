@@ -117,13 +117,16 @@ def _join(into, other):
 
 
 def detect(events, block_name=lambda block: "", lock_name=lambda lock: f"lock {lock}", token=None,
-           page_size=4096):
+           page_size=4096, fifo=True):
     """The races in a sequence of Events, one per pair of sites (in order of
-    discovery).  block_name(id), lock_name(id): words for the report."""
+    discovery).  block_name(id), lock_name(id): words for the report.
+    fifo: a RECEIVE takes the clocks of the messages it took, in order (a
+    controlled trace); else of every SEND before it (a free run's log, which
+    does not say whose message it took)."""
     events = list(events)
     atomic = {e.target for e in events if e.op == ops.RSM and not e.failed}
     clocks = {}
-    lock_vc, ec_vc, seq_vc, word_vc, end_vc, exit_vc = {}, {}, {}, {}, {}, {}
+    lock_vc, ec_vc, seq_vc, word_vc, end_vc, exit_vc, sent_vc = {}, {}, {}, {}, {}, {}, {}
     queues = defaultdict(deque)
     held = defaultdict(dict)
     writes, reads = {}, defaultdict(dict)
@@ -185,10 +188,15 @@ def detect(events, block_name=lambda block: "", lock_name=lambda lock: f"lock {l
                 seq_vc[v] = dict(c)
                 tick(t, c)
         elif op in (ops.SEND, ops.SEND_NOWAIT):
-            queues[v].append(dict(c))
+            if fifo:
+                queues[v].append(dict(c))
+            else:
+                _join(sent_vc.setdefault(v, {}), c)
             tick(t, c)
         elif op in (ops.RECEIVE, ops.RECEIVE_NOWAIT):
-            for _ in range(max(0, e.value) if not e.failed else 0):
+            if not fifo and not e.failed:
+                _join(c, sent_vc.get(v, {}))
+            for _ in range(max(0, e.value) if fifo and not e.failed else 0):
                 if queues[v]:
                     _join(c, queues[v].popleft())
             if e.failed:                              # end of stream (or a dead buffer): the closer's clock

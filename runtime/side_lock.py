@@ -16,7 +16,7 @@ lock, as in JVMs) and only says where it is:
 
     busy[its slot][0] = this lock's key   while inside,  0 when out
 
-plain stores into its own cache line of the busy table (bounded_buffer.py),
+plain stores into its own cache line of the busy table (buffer_table.py),
 read by others.  Entering again is "busy = key; is the word still mine?",
 no atomic at all.
 

@@ -25,7 +25,7 @@ import traceback
 from .context import Context
 from .errors import MemoryFault
 from .sched.gate import Recycle
-from .sched.ops import EXIT as EXIT_OP, THREAD, target
+from .sched.ops import EXIT as EXIT_OP, START as START_OP, THREAD, target
 from .threads import EXCEPTION, EXIT, EXITED, FAULT, FAULTED, FLAG_DESTROY, O_FLAGS, O_PID, REASON_NAMES
 
 
@@ -74,6 +74,9 @@ def run_thread(kernel, tid, procedure, args, pooled=False):
 def _run(kernel, ctx, tid, procedure, args, gate):
     if gate is not None:
         gate.start()
+    log = ctx.racelog                # a free kernel with races=True (racelog.py): start and exit are events
+    if log is not None:
+        log.sync(START_OP, exit_target(tid))
     try:
         status = procedure(*args)
         payload, state, reason = ("exit", status), EXITED, EXIT
@@ -92,6 +95,8 @@ def _run(kernel, ctx, tid, procedure, args, gate):
     if gate is not None:
         gate.inside = False
         gate.point(EXIT_OP, exit_target(tid))      # the exit is a step too
+    if log is not None:
+        log.sync(EXIT_OP, exit_target(tid))
     kernel.thread_manager.end_self(payload, state, reason)
 
 

@@ -20,20 +20,12 @@ from runtime.bounded_buffer import BoundedBuffer
 from runtime.errors import BufferDeallocated, MessageTooLarge, ThreadFailed, WouldBlock
 from runtime.textbook import (ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, DEALLOCATE_BOUNDED_BUFFER, DESTROY_THREAD,
                               RECEIVE, SEND)
+from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 
 # --- helpers (module level: picklable for spawn) ------------------------------------
-
-def wait_for(predicate, timeout=10.0):
-    """Poll observed state (never a fixed sleep); fail the test if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.002)
-
 
 def state_of(k, tid):
     r = next(r for r in k.thread_info() if r["tid"] == tid)

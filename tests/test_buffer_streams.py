@@ -15,24 +15,11 @@ from runtime.errors import (BufferDeallocated, DeadlockError, EndOfStream, OutOf
                             StreamClosed, ThreadFailed)
 from runtime.textbook import (ALLOCATE_BOUNDED_BUFFER, ALLOCATE_THREAD, DEALLOCATE_BOUNDED_BUFFER,
                               DESTROY_THREAD, RECEIVE, SEND)
+from waiting import wait_for, waiting_on
 
 pytestmark = pytest.mark.timeout(60)
 
 DATA = bytes(range(256)) * 4096 + b"tail"          # 1 MiB and a bit: several 64 KiB chunks
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll observed state (never a fixed sleep); fail the test if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.002)
-
-
-def waiting_on(k, tid, what):
-    r = next(r for r in k.thread_info() if r["tid"] == tid)
-    return r["state"] == "WAITING" and r["waits_for"] == what
 
 
 # --- stage procedures (module level) --------------------------------------------------

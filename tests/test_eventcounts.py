@@ -12,17 +12,9 @@ from runtime.errors import NoSuchObject, OutOfResources, WouldBlock
 from runtime.eventcounts import Eventcount, Sequencer
 from runtime.textbook import (ADVANCE, ALLOCATE_EVENTCOUNT, ALLOCATE_LOCK, ALLOCATE_SEQUENCER, ALLOCATE_THREAD, AWAIT,
                               DESTROY_THREAD, READ, TICKET)
+from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll observed state (never a fixed sleep); fail the test if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.002)
 
 
 def row(k, tid):

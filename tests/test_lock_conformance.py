@@ -1,6 +1,7 @@
 """One suite, every lock of the project: the runtime's ACQUIRE/RELEASE, the
-RSM spin lock a student builds from read-and-set-memory, and the ticket lock
-from TICKET/AWAIT/ADVANCE (demos/_student_locks.py) go through the same
+RSM spin lock a student builds from read-and-set-memory, the ticket lock
+from TICKET/AWAIT/ADVANCE (demos/_student_locks.py), and a bounded buffer's
+biased side lock (side_lock.py, used here on its own) go through the same
 exclusion checks.
 
 The main check is the lecture's race: several VPs do `x = LOAD(a);
@@ -14,12 +15,12 @@ import pytest
 
 from demos._student_locks import KernelLock, RSMSpinLock, TicketLock
 from runtime import Kernel
-from runtime.textbook import (ADVANCE, ALLOCATE_BLOCK, ALLOCATE_EVENTCOUNT, ALLOCATE_THREAD, AWAIT,
+from runtime.textbook import (ADVANCE, ALLOCATE_BLOCK, ALLOCATE_BOUNDED_BUFFER, ALLOCATE_EVENTCOUNT, ALLOCATE_THREAD, AWAIT,
                               CREATE_ADDRESS_SPACE, LOAD, MAP, READ, STORE, YIELD)
 
 pytestmark = pytest.mark.timeout(90)
 
-KINDS = ["ACQUIRE", "RSM spin lock", "ticket lock"]
+KINDS = ["ACQUIRE", "RSM spin lock", "ticket lock", "side lock"]
 PAGE = 1            # the shared block is mapped at this virtual page
 COUNTER, LOCKWORD = 0, 8
 
@@ -33,9 +34,26 @@ def setup(k, kind):
         lock = KernelLock()
     elif kind == "RSM spin lock":
         lock = RSMSpinLock(base + LOCKWORD)
+    elif kind == "side lock":
+        lock = SideLockOf(ALLOCATE_BOUNDED_BUFFER(1))
     else:
         lock = TicketLock()
     return block, base, lock
+
+
+class SideLockOf:
+    """The send side's lock of a bounded buffer, taken and left on its own:
+    the biased lock (kept by its last holder; an asker fences it with
+    membarrier and takes it over) as a plain mutual exclusion lock."""
+
+    def __init__(self, buf):
+        self.buf = buf
+
+    def acquire(self):
+        self.buf._ring().tx.enter()
+
+    def release(self):
+        self.buf._ring().tx.leave()
 
 
 # --- thread procedures ---------------------------------------------------------------

@@ -21,28 +21,15 @@ from runtime.errors import (DeadlockError, NoSuchObject, NotOwner, OutOfResource
 from runtime.locks import Lock
 from runtime.textbook import (ACQUIRE, ADVANCE, ALLOCATE_EVENTCOUNT, ALLOCATE_LOCK, ALLOCATE_THREAD, AWAIT,
                               DESTROY_THREAD, READ, RELEASE, YIELD)
+from waiting import wait_for, waiting_on
 
 pytestmark = pytest.mark.timeout(60)
 
 
 # --- helpers (module level: picklable for spawn) ------------------------------------
 
-def wait_for(predicate, timeout=10.0):
-    """Poll observed state (never a fixed sleep); fail the test if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.002)
-
-
 def row(k, tid):
     return next(r for r in k.thread_info() if r["tid"] == tid)
-
-
-def waiting_on(k, tid, what):
-    r = row(k, tid)
-    return r["state"] == "WAITING" and r["waits_for"] == what
 
 
 def hold_until(lock, ready, go):

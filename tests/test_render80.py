@@ -18,7 +18,7 @@ from runtime.cli import clean as clean_cli
 from runtime.cli import demo as demo_cli
 from runtime.cli import top as top_cli
 from runtime.cli import tour as tour_cli
-from runtime.cli.render import kernel_view
+from runtime.views.tables import kernel_view
 from runtime.textbook import (ACQUIRE, ALLOCATE_BOUNDED_BUFFER, ALLOCATE_EVENTCOUNT, ALLOCATE_LOCK,
                               ALLOCATE_THREAD, DESTROY_THREAD, RELEASE, SEND)
 from tests.test_demos import cropped

@@ -3,7 +3,6 @@
 import os
 import pickle
 import signal
-import time
 
 import pytest
 
@@ -11,6 +10,7 @@ from runtime import Kernel
 from runtime.errors import (KernelError, NoSuchAddressSpace, NoSuchThread, NotPicklable, OutOfResources,
                             ThreadFailed)
 from runtime.textbook import ALLOCATE_THREAD, DESTROY_THREAD, EXIT_THREAD
+from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 METHODS = ["fork", "spawn", "forkserver"]
@@ -39,15 +39,6 @@ def spawn_child_and_join(x):
     k = current().kernel
     tid = ALLOCATE_THREAD(double, k.address_space, x)
     return k.join(tid, timeout=30) + 1
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll observed state (never a fixed sleep); fail the test if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.002)
 
 
 def state_of(k, tid):

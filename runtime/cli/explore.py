@@ -12,7 +12,7 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from .program import ProgramError, load
-from .trace_view import failure_view, print_replay_line
+from ..views.traces import failure_view, print_replay_line
 
 
 def add_parser(sub):

@@ -29,6 +29,7 @@ def add_parser(sub):
     p = sub.add_parser("lab", help="exercises that grade themselves (start, check, hint)", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     acts = p.add_subparsers(dest="action", metavar="ACTION")
+    acts.add_parser("list", help="the labs, with what you did in each (also plain `vos lab`)")
     s = acts.add_parser("start", help="write a lab's handout and starter")
     s.add_argument("name")
     s.add_argument("dir", nargs="?", help="where (default ./NAME)")
@@ -153,7 +154,7 @@ def _check(args, console):
 
 
 def _show(console, lab, v):
-    from .trace_view import failure_view, print_replay_line, race_view
+    from ..views.traces import failure_view, print_replay_line, race_view
     t = Table(title=f"lab {lab.name}: {os.path.basename(v.file)}", title_justify="left")
     t.add_column("test")
     t.add_column("", justify="right")
@@ -161,7 +162,7 @@ def _show(console, lab, v):
     for test in v.tests:
         style = {"passed": "green", "failed": "bold red"}.get(test.status, "dim")
         t.add_row(test.name, f"{test.score}/{test.max_score}",
-                  Text(test.output.split("\n")[0][:200] or test.status, style=style))
+                  Text("\n".join(test.output.split("\n")[:3])[:300] or test.status, style=style))
     console.print(t)
     if v.error:
         console.print(Text(v.error, style="bold red"))

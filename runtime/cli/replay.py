@@ -7,7 +7,7 @@ FILE[:FUNCTION] otherwise.  A token refuses a program whose file changed."""
 from rich.text import Text
 
 from .program import ProgramError, load
-from .trace_view import source_lines, trace_table
+from ..views.traces import source_lines, trace_table
 
 
 def add_parser(sub):

@@ -32,7 +32,7 @@ def run(args, console=None):
         return console
 
     def show(tracer, status):
-        from .render import trace_tables
+        from ..views.tables import trace_tables    # rich: only when there is a trace to draw
         for renderable in trace_tables(tracer, status):
             terminal().print(renderable)
 

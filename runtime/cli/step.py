@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .program import ProgramError, load
-from .trace_view import print_replay_line, trace_table
+from ..views.traces import print_replay_line, trace_table
 
 
 def add_parser(sub):

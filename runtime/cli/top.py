@@ -28,7 +28,7 @@ from rich.text import Text
 from .. import arena, audit
 from ..errors import KernelError
 from ..kernel import Kernel
-from .render import kernel_view, kernels_table
+from ..views.tables import kernel_view, kernels_table
 
 
 def add_parser(sub):

@@ -46,8 +46,11 @@ class Report:
         return all(not r.problem for r in self.rows)
 
     def corpus(self):
-        """The failing tokens of the starter and the wrong fixes."""
-        return [r.verdict.failure.token for r in self.rows if r.role != "reference" and r.verdict.failure]
+        """The failing tokens of the starter and the wrong fixes (not those
+        of a livelock: replayed as a guide, such a schedule may starve a
+        thread, and the grader does not count it)."""
+        return [r.verdict.failure.token for r in self.rows if r.role != "reference" and r.verdict.failure
+                and r.verdict.failure.kind != "StepLimit"]
 
 
 def outcome(run):

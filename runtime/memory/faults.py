@@ -25,8 +25,10 @@ done here, under the VM lock, by `do_access`.
 """
 
 import struct
+import sys
 
 from .. import atomics, checks
+from ..sched import ops
 from ..errors import AlignmentError, ProtectionFault, SegmentationFault
 from ..threads import WAIT_SWAP
 from .frames import EVICT, FREE_FRAME
@@ -35,6 +37,7 @@ from .tables import (A_FILLS, A_ID, A_PROT, A_SEGV, A_SREADS, A_SWAPIN, A_SWAPPE
                      PTE_WRITE, REF, RESIDENT, STAGE_FILL, STATE_MASK, SWAPPED, ZERO)
 
 RETRY = object()  # fault() loaded a translation: the access function tries again
+MISS = object()   # race_access (pager.py) found no valid translation: the slow path resolves it
 _CALLS = {"load": "LOAD", "store": "STORE", "rsm": "RSM", "read": "LOAD_BYTES", "write": "STORE_BYTES"}
 _u32 = struct.Struct("<I")
 
@@ -52,6 +55,10 @@ def fault(self, vaddr, write, op, arg=None):
     gate = self.gate
     if gate is not None and not gate.inside:          # a controlled run: the access is a step
         return gate.memory(self, vaddr, write, op, arg)
+    if self.racelog is not None:                      # races=True, running freely: log it (pager.py)
+        r = self.race_access(vaddr, write, op, arg)
+        if r is not MISS:
+            return r
     vpage = vaddr >> self.shift
     if self.caching:
         self.refresh_ack()
@@ -169,6 +176,8 @@ def _hit(self, vaddr, vpage, pte, do, word, write, op, arg):
     if self.trace is not None:
         self.trace.append(vpage)
     if not self.caching:
+        if self.racelog is not None:
+            _log_slow(self, vaddr, op, arg)
         return do_access(self, op, base + (vaddr & (self.page_size - 1)), arg)
     epoch = self.words[self.epoch_idx]
     if not self.online:
@@ -177,11 +186,19 @@ def _hit(self, vaddr, vpage, pte, do, word, write, op, arg):
         vm.shootdown.online(self.tid, self.as_slot, epoch)
     elif epoch != self.acked:
         self.tlb.clear()
+        self.rtlb.clear()
         self.runs.clear()
         self.acked = epoch
         vm.shootdown.ack(self.tid, epoch)
     delta = base - (vpage << self.shift)
-    self.tlb[vpage] = (epoch, delta, bool(pte & PTE_WRITE and new & DIRTY), delta >> 3)
+    writable = bool(pte & PTE_WRITE and new & DIRTY)
+    if self.racelog is not None:                      # every access must reach the race path (pager.py)
+        bslot, bid, boff = self.identity(vaddr)
+        page_off = boff - (vaddr & (self.page_size - 1))
+        self.rtlb[vpage] = (epoch, delta, writable, delta >> 3, ops.word_target(bslot, page_off), bid,
+                            ops.page_target(bslot, page_off))
+    else:
+        self.tlb[vpage] = (epoch, delta, writable, delta >> 3)
     vm.add(vm.o_as + self.as_slot * AS_ENTRY + A_FILLS, 1)
     return RETRY
 
@@ -226,6 +243,21 @@ def _count(self, field):
 
 def _nothing():
     pass
+
+
+def _log_slow(m, vaddr, op, arg):
+    """(VM lock, caching off) Log an access the slow path does itself."""
+    bslot, bid, boff = m.identity(vaddr)
+    frame = sys._getframe(3)
+    code = {"load": ops.LOAD, "store": ops.STORE, "rsm": ops.RSM, "read": ops.LOAD_BYTES,
+            "write": ops.STORE_BYTES}[op]
+    if code == ops.RSM:
+        m.racelog.rsm(ops.word_target(bslot, boff), vaddr, frame)
+    elif op in ("load", "store"):
+        m.racelog.memory(code, ops.word_target(bslot, boff), vaddr, bid, 8, frame)
+    else:
+        page = ops.page_target(bslot, boff - (vaddr & (m.page_size - 1)))
+        m.racelog.memory(code, page, vaddr, bid, arg if op == "read" else len(arg), frame)
 
 
 def do_access(m, op, off, arg):

@@ -45,12 +45,15 @@ slow path under the VM lock, correct and slow.  `recording()` uses the same
 mode to record every page the thread references (for OPT, policies.py).
 """
 
+import sys
 from contextlib import contextmanager
 
 from .. import atomics
 from .. import checks
 from .. import context as _context
 from ..errors import KernelError, NoSuchAddressSpace
+from ..racelog import RECORDS as _RECORDS
+from ..sched.ops import LOAD as _LOAD, LOAD_BYTES as _LOAD_BYTES, STORE as _STORE, STORE_BYTES as _STORE_BYTES
 from ..threads import O_AS, O_FAULTS
 from . import faults
 
@@ -93,6 +96,10 @@ def LOAD(vaddr):
             w = m.words
             if ent is not None and ent[0] == w[m.epoch_idx] and not vaddr & 7:
                 return w[(vaddr >> 3) + ent[3]]
+            if m.racelog is not None and not vaddr & 7:      # races=True: the logged path (below)
+                r = race_access(m, vaddr, False, "load", None)
+                if r is not MISS:
+                    return r
             r = m.fault(vaddr, False, "load")
             if r is not _RETRY:
                 return r
@@ -122,6 +129,9 @@ def STORE(vaddr, value):
                 except (ValueError, TypeError):
                     raise _bad_word(value) from None
                 return
+            if m.racelog is not None and not vaddr & 7:
+                if race_access(m, vaddr, True, "store", value) is not MISS:
+                    return
             _check_word(value)
             r = m.fault(vaddr, True, "store", value)
             if r is not _RETRY:
@@ -143,6 +153,10 @@ def RSM(vaddr):
             ent = m.tlb.get(vaddr >> m.shift)
             if ent is not None and ent[2] and ent[0] == m.words[m.epoch_idx] and not vaddr & 7:
                 return atomics.exchange(m.addr + vaddr + ent[1], 1)
+            if m.racelog is not None and not vaddr & 7:
+                r = race_access(m, vaddr, True, "rsm", None)
+                if r is not MISS:
+                    return r
             r = m.fault(vaddr, True, "rsm")
             if r is not _RETRY:
                 return r
@@ -315,7 +329,61 @@ def _learn(runs, epoch, first, last, delta, tlb):
         runs[p] = run
 
 
-_ACCESS_CODES = frozenset(f.__code__ for f in (LOAD, STORE, RSM, LOAD_BYTES, STORE_BYTES))
+# --- a free kernel with races=True: every access logged -------------------------------
+#
+# The fast paths above would skip the log, so such a kernel keeps its TLB
+# empty and its translations in `rtlb` instead (faults._hit): every access
+# misses and comes here (LOAD, STORE and RSM call it on their miss path;
+# `fault` first thing, for the others).  It is an access function too (the
+# shootdown interrupt never acknowledges while it is on the stack), and logs
+# the access (racelog.py) with the word it names whatever address space
+# reaches it.  rtlb: page -> (epoch, delta, writable, delta >> 3, word
+# target of the page's first word, block id, page target).
+
+MISS = faults.MISS
+
+
+def race_access(m, vaddr, write, op, arg):
+    """Log and do one access through `rtlb`; MISS when it holds no valid entry."""
+    ent = m.rtlb.get(vaddr >> m.shift)
+    if ent is None or ent[0] != m.words[m.epoch_idx] or (write and not ent[2]):
+        return MISS
+    off = vaddr & (m.page_size - 1)
+    log, frame = m.racelog, sys._getframe(2)     # LOAD's caller (or a runtime frame: the log walks up)
+    if op == "load" or op == "store":
+        if op == "store":
+            try:
+                m.words[(vaddr >> 3) + ent[3]] = arg
+            except (ValueError, TypeError):
+                raise _bad_word(arg) from None
+        # ThreadLog.memory, inlined (a call is a tenth of the cost): the site, then the record
+        n = log.n
+        if n < _RECORDS:
+            code = frame.f_code
+            hit = log.sites.get((id(code), frame.f_lasti))
+            sid = hit[0] if hit is not None and hit[1] is code else log.logs.site(frame)
+            q, i = log.q, log.at + 4 * n
+            q[i] = (_LOAD if op == "load" else _STORE) | sid << 16
+            q[i + 1] = ent[4] + off
+            q[i + 2] = ent[5]
+            q[i + 3] = vaddr
+            log.n = n + 1
+            q[log.count_idx] = n + 1
+        return m.words[(vaddr >> 3) + ent[3]] if op == "load" else None
+    if op == "rsm":
+        old = atomics.exchange(m.addr + vaddr + ent[1], 1)
+        log.rsm(ent[4] + off, vaddr, frame)
+        return old
+    o = vaddr + ent[1]
+    if op == "read":
+        log.memory(_LOAD_BYTES, ent[6], vaddr, ent[5], arg, frame)
+        return bytes(m.buf[o:o + arg])
+    log.memory(_STORE_BYTES, ent[6], vaddr, ent[5], len(arg), frame)
+    m.buf[o:o + len(arg)] = arg
+    return None
+
+
+_ACCESS_CODES = frozenset(f.__code__ for f in (LOAD, STORE, RSM, LOAD_BYTES, STORE_BYTES, race_access))
 
 
 def _check_word(value):
@@ -372,6 +440,8 @@ class MMU:
         self.shift = vm.geo.shift
         self.vpages = vm.geo.vpages
         self.tlb = {}
+        self.rtlb = {}   # a free kernel with races=True: its translations (race_access), the TLB stays empty
+        self.racelog = ctx.racelog if ctx.gate is None else None
         self.runs = {}  # page -> (epoch, last page, delta, all writable): runs of consecutive frames
         threads = vm.kernel.threads
         self.as_id = threads.get64(threads.off(ctx.tid, O_AS))
@@ -397,6 +467,7 @@ class MMU:
         e = self.words[self.epoch_idx]
         if e != self.acked:
             self.tlb.clear()
+            self.rtlb.clear()
             self.runs.clear()
             self.acked = e
             if self.online:
@@ -404,6 +475,7 @@ class MMU:
 
     def _go_offline(self):
         self.tlb.clear()
+        self.rtlb.clear()
         self.runs.clear()
         if self.online:
             self.online = False
@@ -413,6 +485,7 @@ class MMU:
 
     fault = faults.fault  # the slow path (faults.py); its frame is a safe point
     identity = faults.identity
+    race_access = race_access
 
 _FAULT_CODE = faults.fault.__code__
 

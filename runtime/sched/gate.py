@@ -308,9 +308,10 @@ class Gate:
             awake = [s for s in cands if not sleep >> s & 1]
             if not awake:
                 return self._abort(ABORT_PRUNED, me, exclude_self)
-            if len(awake) < len(cands) and all(s in spinning or (s == me and yielding) for s in awake):
-                # The awake ones only spin, waiting for a write of a sleeper's: wake the sleepers (a sleep
-                # set only saves work, so waking is always sound) rather than spin to the step limit.
+            if len(awake) < len(cands) and (yielding or all(s in spinning for s in awake)):
+                # A thread that YIELDs or spins waits for someone -- maybe a sleeper (a thread whose next
+                # step was explored already), and the awake ones may only spin (RSM, YIELD, RSM ...) till the
+                # step limit: wake the sleepers.  A sleep set only saves work, so waking is always sound.
                 sleep &= ~sum(1 << s for s in cands)
                 awake = cands
             cands = awake

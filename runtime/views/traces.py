@@ -72,10 +72,14 @@ def source_lines(steps, most=12):
 def failure_view(failure, token_hint=True):
     """A failure: what broke, the shrunk trace, the lines, and how to replay
     it (print `replay_line(failure.token)` after it, unwrapped)."""
-    parts = [Text(failure.error, style="bold red"),
-             Text(f"found by {failure.strategy} (run {failure.run}); shrunk to {failure.preemptions} "
-                  f"preemption{'s' if failure.preemptions != 1 else ''}, {len(failure.trace)} steps"),
-             trace_table(failure.trace, title="the failing schedule"), source_lines(failure.trace)]
+    parts = [Text(failure.error, style="bold red")]
+    if failure.trace:
+        parts += [Text(f"found by {failure.strategy} (run {failure.run}); shrunk to {failure.preemptions} "
+                       f"preemption{'s' if failure.preemptions != 1 else ''}, {len(failure.trace)} steps"),
+                  trace_table(failure.trace, title="the failing schedule"), source_lines(failure.trace)]
+    else:
+        parts.append(Text("It failed before any thread took a step (in the setup): no schedule to show.",
+                          style="yellow"))
     if token_hint:
         parts.append(Text("replay it (the same trace, the same error, every time):", style="bold"))
     return Group(*parts)

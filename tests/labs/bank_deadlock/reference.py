@@ -1,0 +1,21 @@
+"""The reference: both locks, always the lower account number first."""
+
+from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE
+
+ACCOUNT = 4096
+ACCOUNTS = 3
+
+
+def setup():
+    return [ALLOCATE_LOCK(f"account {i}") for i in range(ACCOUNTS)]
+
+
+def transfer(locks, src, dst, amount):
+    first, second = min(src, dst), max(src, dst)
+    ACQUIRE(locks[first])
+    ACQUIRE(locks[second])
+    a, b = ACCOUNT + 8 * src, ACCOUNT + 8 * dst
+    STORE(a, LOAD(a) - amount)
+    STORE(b, LOAD(b) + amount)
+    RELEASE(locks[second])
+    RELEASE(locks[first])

@@ -1,0 +1,18 @@
+"""Wrong: only the source account's lock; the destination is written unguarded."""
+
+from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE
+
+ACCOUNT = 4096
+ACCOUNTS = 3
+
+
+def setup():
+    return [ALLOCATE_LOCK(f"account {i}") for i in range(ACCOUNTS)]
+
+
+def transfer(locks, src, dst, amount):
+    ACQUIRE(locks[src])
+    a, b = ACCOUNT + 8 * src, ACCOUNT + 8 * dst
+    STORE(a, LOAD(a) - amount)
+    STORE(b, LOAD(b) + amount)
+    RELEASE(locks[src])

@@ -1,0 +1,21 @@
+"""Wrong: a YIELD between the two ACQUIREs "to let the other teller finish"."""
+
+from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, LOAD, RELEASE, STORE, YIELD
+
+ACCOUNT = 4096
+ACCOUNTS = 3
+
+
+def setup():
+    return [ALLOCATE_LOCK(f"account {i}") for i in range(ACCOUNTS)]
+
+
+def transfer(locks, src, dst, amount):
+    ACQUIRE(locks[src])
+    YIELD()
+    ACQUIRE(locks[dst])
+    a, b = ACCOUNT + 8 * src, ACCOUNT + 8 * dst
+    STORE(a, LOAD(a) - amount)
+    STORE(b, LOAD(b) + amount)
+    RELEASE(locks[dst])
+    RELEASE(locks[src])
