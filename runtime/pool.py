@@ -226,9 +226,16 @@ class Pool:
         coming back (their thread ended: they are putting themselves back).
         At boot, and between the commands of a shell session, which lose
         the VPs of stages destroyed by Ctrl-C or killed: a VP that died is
-        neither."""
-        ready = sum(1 for e in range(self.capacity)
-                    if (self.get(e, E_STATE) == IDLE or self._coming_back(e)) and self._alive(e))
+        neither: its entry is emptied here (its process reaped)."""
+        ready = 0
+        for e in range(self.capacity):
+            state = self.get(e, E_STATE)
+            if state in (EMPTY, STARTING):
+                ready += state == STARTING
+            elif not self._alive(e):
+                self._empty(e, state)
+            elif state == IDLE or self._coming_back(e):
+                ready += 1
         for _ in range(self.keep - ready):
             if self.start_vp() is None:
                 break

@@ -386,11 +386,21 @@ class Pipeline:
         return status
 
     def abort(self):
-        """Ctrl-C: destroy every stage still running, free the buffers."""
-        from ..textbook import DESTROY_THREAD
+        """Ctrl-C: destroy every stage still running, all at once (as SIGINT
+        reaches a real pipeline's whole process group: no stage outlives
+        another's death to print), the last stage first (the one that
+        writes to the terminal), free the buffers."""
+        manager = self.kernel.thread_manager
+        try:
+            manager.destroy_all(self.tids[::-1])
+        except KernelError:                  # a tid joined already: one by one
+            for tid in self.tids:
+                try:
+                    manager.destroy(tid)
+                except KernelError:
+                    pass
         for tid in self.tids:
             try:
-                DESTROY_THREAD(tid)
                 self.kernel.join(tid)
             except (KernelError, TimeoutError):
                 pass

@@ -22,6 +22,7 @@ from runtime.locks import Lock
 from runtime.shell import programs
 from runtime.shell.session import MACHINE, Session
 from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, RELEASE
+from runtime.threads import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,9 +36,9 @@ def mess(argv, stdin, stdout, stderr, cwd):
     os.chdir("/")
     signal.signal(signal.SIGUSR1, lambda *a: None)
     os.environ["VOS_LEFTOVER"] = "left behind"
-    os.open(os.devnull, os.O_RDONLY)
+    fd = os.open(os.devnull, os.O_RDONLY)
     ACQUIRE(Lock(int(argv[1])))
-    stdout.write(f"{os.getpid()}\n".encode())
+    stdout.write(f"{os.getpid()} {fd}\n".encode())
     return 0
 
 
@@ -130,24 +131,34 @@ def test_commands_in_a_row_run_in_the_same_ready_vps(shell):
 
 @pytest.mark.parametrize("line", ["mess {lock}", "mess {lock} | cat", "echo x | mess {lock} > mess.txt"])
 def test_what_a_command_leaves_in_its_vp_the_next_does_not_see(shell_of_one_vp, line):
-    """One ready VP (pool=1, the shell's machine otherwise), so that `look`
-    runs where `mess` ran."""
+    """One ready VP (pool=1, the shell's machine otherwise).  A pipeline of
+    two stages needs a second: its other stage may wait for the first VP to
+    come back or grow the pool by a VP forked for it, so `mess` may run in
+    either.  Then every VP but the one `mess` ran in is killed (as from
+    outside: the pool empties their entries), so that `look` runs where
+    `mess` ran."""
     sh = shell_of_one_vp
     lock = ALLOCATE_LOCK("left held")
     assert sh.session.run_line(f"look {lock.id}") == 0
-    before = ast.literal_eval(sh.output())
-    assert sh.session.run_line(line.format(lock=lock.id)) == 0
-    messed = int(sh.output() or (sh.session.cwd and open(os.path.join(sh.session.cwd, "mess.txt")).read()))
+    before = ast.literal_eval(sh.output())                # a VP as the pool made it
+    assert before[1:5] == ["clean", os.getcwd(), None, "default"] and before[6] == "free"
     assert sh.k.pool.settle(10)
+    assert sh.session.run_line(line.format(lock=lock.id)) == 0
+    messed, fd = map(int, (sh.output() or open(os.path.join(sh.session.cwd, "mess.txt")).read()).split())
+    assert sh.k.pool.settle(10)
+    others = [v["pid"] for v in sh.k.statistics()["pool"]["vps"] if v["pid"] != messed]
+    for pid in others:
+        os.kill(pid, signal.SIGKILL)
+    _when(lambda: not any(map(pid_alive, others)))      # dead (a VP killed as it is handed a thread takes it along)
+    sh.stages.clear()
     assert sh.session.run_line(f"look {lock.id}") == 0
     after = ast.literal_eval(sh.output())
-    assert after[0] == messed == before[0]                                    # the same VP ...
-    assert after[1:6] == before[1:6]                                          # ... as it was before
-    assert before[1:5] == ["clean", os.getcwd(), None, "default"]
-    assert before[6] == "free" and after[6] == "owner died"   # `mess` ended holding it: its next holder is told
-    ACQUIRE(lock)                                             # and no VP holds it now
+    assert after[0] == messed and sh.stages == [(f"look {lock.id}", "pool")]    # handed to the VP of `mess` ...
+    assert after[1:5] == before[1:5] and fd not in after[5]                   # ... as the pool made it
+    assert after[6] == "owner died"      # `mess` ended holding it: its next holder is told
+    ACQUIRE(lock)                        # and no VP holds it now
     RELEASE(lock)
-    assert {vp for _, vp in sh.stages} == {"pool"}
+    assert not {v["pid"] for v in sh.k.statistics()["pool"]["vps"]} & set(others)
 
 
 def _when(condition, timeout=20):
@@ -182,10 +193,11 @@ def test_ctrl_c_in_the_middle_of_a_pipeline_and_the_next_command(shell):
         helper.join()
     assert len(pids) == 2 and set(pids) <= pool_before
     assert [row["tid"] for row in k.thread_info()] == [0] and k.statistics()["buffers"] == []
+    assert shell.output() == ""          # `wc` was ended with `cat`: it never saw an end of stream, never printed
     assert k.pool.settle(30)
     vps = k.statistics()["pool"]["vps"]
     assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"]        # refilled
-    assert not set(pids) & {v["pid"] for v in vps}, (pids, vps, k.thread_info())   # by new VPs
+    assert not set(pids) & {v["pid"] for v in vps}                               # by new VPs
     shell.stages.clear()
     assert session.run_line("echo after | cat") == 0
     assert shell.output() == "after\n" and [vp for _, vp in shell.stages] == ["pool", "pool"]
