@@ -39,7 +39,7 @@ from runtime import Kernel
 from runtime.shell.parser import parse
 from runtime.shell.pipeline import FdReader, FdWriter
 from runtime.shell.programs import PROGRAMS
-from runtime.shell.session import Session
+from runtime.shell.session import MACHINE, READY_BUFFERS, Session, one_shot
 
 from .harness import Row, median, table
 
@@ -187,6 +187,69 @@ def _timed(fn, runs):
     return median(samples)
 
 
+# --- warm and cold: a short pipeline's whole cost ---------------------------------------
+
+SHORT = ["ls -la listing | grep cse", "seq 1 1000 | wc -l"]
+
+
+def _interleaved(ways, runs):
+    """{way: median seconds}, the ways taking turns so that drift hits all alike."""
+    times = {w: [] for w in ways}
+    for _ in range(runs):
+        for w, fn in ways.items():
+            t0 = time.perf_counter()
+            fn()
+            times[w].append(time.perf_counter() - t0)
+    return {w: median(ts) for w, ts in times.items()}
+
+
+def short_pipelines(d, runs):
+    """Rows for `ls -la | grep cse` and `seq 1 1000 | wc -l` (a few bytes:
+    starting the stages is the cost), each against `sh -c` with coreutils
+    measured alternately with it:
+
+      warm  one kernel with its pool running, as in an interactive `vos sh`
+            session (session.MACHINE); before each command the VPs of the
+            last one have gone back to the pool (untimed: a user types)
+      cold  a kernel booted for the one line and shut down after it, as
+            `vos sh -c` does (session.one_shot), minus the interpreter's start
+            (`vos bench startup` measures that)"""
+    runs = max(runs, 15)                 # milliseconds each: many runs are cheap, and the host is noisy
+    rows = []
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    try:
+        with Kernel(start_method="fork", **MACHINE) as k:
+            session = Session(k, stdin_fd=null_in, stdout_fd=devnull, ready_buffers=READY_BUFFERS)
+            session.cwd = d
+
+            def between():                   # as the interactive loop, before its prompt
+                session.between()
+                k.pool.settle()
+
+            for line in SHORT:
+                between()
+                t = _interleaved({"vos": lambda: run_vos(session, line), "between": between,
+                                  "sh": lambda: run_sh(line, d)}, runs)
+                rows.append(Row(f"{line}  (warm)", "s", t["vos"], "real sh + coreutils", t["sh"],
+                                higher_is_better=False, goal=1.5,
+                                note=f"one session's kernel, pool of {MACHINE['pool']}"))
+        for line in SHORT:
+            t = _interleaved({"vos": lambda: _status_ok(line, one_shot(line, null_in, devnull, cwd=d)),
+                              "sh": lambda: run_sh(line, d)}, runs)
+            rows.append(Row(f"{line}  (cold)", "s", t["vos"], "real sh + coreutils", t["sh"],
+                            higher_is_better=False, goal=1.0, note="a kernel booted for the line"))
+    finally:
+        os.close(devnull)
+        os.close(null_in)
+    return rows
+
+
+def _status_ok(line, status):
+    if status not in (0, 1):
+        raise RuntimeError(f"vos sh failed on {line!r}: status {status}")
+
+
 def main(console, quick=False, runs=5):
     big_mb = 32 if quick else 256
     seq_n = 200_000 if quick else 2_000_000
@@ -194,11 +257,12 @@ def main(console, quick=False, runs=5):
         ("cat big.txt | wc -c", 1.5),
         ("cat big.txt | grep -c cse", None),
         (f"seq 1 {seq_n} | grep 7 | wc -l", None),
-        ("ls -la listing | grep cse", None),
     ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="vos-bench-pipe-") as d:
         _make_files(d, big_mb)
+        short = short_pipelines(d, runs)
+        table(console, "vos bench pipe: short pipelines, warm and cold", short, max(runs, 15))
         devnull = os.open(os.devnull, os.O_WRONLY)
         null_in = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -245,4 +309,4 @@ def main(console, quick=False, runs=5):
         finally:
             os.close(devnull)
             os.close(null_in)
-    return table(console, f"vos bench pipe ({big_mb} MB file)", rows, runs)
+    return short + table(console, f"vos bench pipe ({big_mb} MB file)", rows, runs)

@@ -30,8 +30,6 @@ process, read by anyone):
 """
 
 import dataclasses
-import difflib
-import inspect
 import multiprocessing
 import os
 import pickle
@@ -59,7 +57,6 @@ from . import sched
 from .sched import board, strategies, wiring
 from . import race_wiring, racelog
 from .sched.board import MAX_CONTROLLED_THREADS
-from .sched.trace import FileCheck, make_token, read_trace
 
 MAGIC = b"VOSKERN2"   # 2: the thread table has a header.  A monitor (vos top, vos clean) of another
                       # version refuses the arena (ValueError) instead of misreading it
@@ -117,6 +114,8 @@ PART_SETTINGS = {
 def _check_settings(part_settings):
     """TypeError for keywords that are neither parameters of Kernel() nor part
     settings, naming each one and the closest valid name."""
+    import difflib
+    import inspect
     params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
     valid = params + list(PART_SETTINGS)
     unknown = sorted(set(part_settings) - set(PART_SETTINGS))
@@ -388,6 +387,7 @@ class Kernel:
         b.set_prefix(list(s.choices))
         b.set_rec(0, board.R_TURN, 1)
         b.set_rec(0, board.R_FLAGS, board.STARTED)
+        from .sched.trace import FileCheck          # (controlled runs only: json, hashlib, zlib)
         self.sched_check = FileCheck(dict(s.files)) if s.strategy == "replay" and s.files else None
         if pin and hasattr(os, "sched_setaffinity"):
             self._affinity = os.sched_getaffinity(0)
@@ -461,6 +461,7 @@ class Kernel:
             return
         if self.sched is not None:
             try:
+                from .sched.trace import read_trace
                 self._last_run = (read_trace(self), self._make_token(),
                                   self._races() if self.config.get("races") else [])
             except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
@@ -598,6 +599,7 @@ class Kernel:
             raise KernelError("trace(): this kernel runs freely; boot it with schedule=... for a trace")
         if self.arena is None:
             return list(self._last_run[0]) if self._last_run else []
+        from .sched.trace import read_trace
         return read_trace(self)
 
     def races(self):
@@ -635,6 +637,7 @@ class Kernel:
         return self._make_token()
 
     def _make_token(self):
+        from .sched.trace import make_token, read_trace
         b = self.sched
         chosen, files = [], set()
         for step in read_trace(self):

@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..kernel import Kernel
-from ..shell.session import MACHINE, Session, ShellExit, repl
+from ..shell.session import MACHINE, READY_BUFFERS, Session, one_shot, repl
 
 
 def add_parser(sub):
@@ -37,16 +37,14 @@ def run(args, console=None):
             terminal().print(renderable)
 
     stdin_fd = os.dup(0)  # a multiprocessing child replaces its fd 0 with /dev/null: give stages a copy
+    trace = show if args.trace else None
     try:
+        if args.command is not None:
+            return one_shot(args.command, stdin_fd, trace=trace, processors=args.processors)
         with Kernel(processors=args.processors, start_method="fork", **MACHINE) as k:
-            session = Session(k, trace=show if args.trace else None, stdin_fd=stdin_fd)
-            if args.command is not None:
-                try:
-                    return session.run_line(args.command)
-                except ShellExit as e:
-                    return e.status
+            session = Session(k, trace=trace, stdin_fd=stdin_fd, ready_buffers=READY_BUFFERS)
             terminal().print("vos sh: every stage of a pipeline is a virtual processor; `help` for help, "
-                          "Ctrl-D to leave")
+                             "Ctrl-D to leave")
             return repl(session)
     finally:
         os.close(stdin_fd)

@@ -323,7 +323,9 @@ def _feed(reader, inherited):
 class Pipeline:
     """One running pipeline: its buffers and stage threads (thread 0 only)."""
 
-    def __init__(self, kernel, commands, cwd, stdin_fd=0, stdout_fd=1, stderr_fd=2, trace=False):
+    def __init__(self, kernel, commands, cwd, stdin_fd=0, stdout_fd=1, stderr_fd=2, trace=False, ready=None):
+        """Allocate the buffers (taken from `ready`, a list of fresh buffers
+        allocated ahead, while it has some) and start every stage."""
         self.kernel = kernel
         self.buffers = []
         self.tids = []
@@ -334,7 +336,7 @@ class Pipeline:
         self.started_ns = time.monotonic_ns()
         n = len(commands)
         for _ in range(n - 1):
-            self.buffers.append(ALLOCATE_BOUNDED_BUFFER(BUFFER_SLOTS, capacity=BUFFER_CAPACITY))
+            self.buffers.append(ready.pop() if ready else ALLOCATE_BOUNDED_BUFFER(BUFFER_SLOTS, capacity=BUFFER_CAPACITY))
         stages = []
         fds = {fd: fd_identity([fd]) for fd in (stdin_fd, stdout_fd, stderr_fd)}
         for i, cmd in enumerate(commands):
@@ -369,7 +371,8 @@ class Pipeline:
             raise
 
     def wait(self):
-        """Join every stage; the exit status of the last one."""
+        """Join every stage; the exit status of the last one.  The buffers
+        stay (their statistics, for a trace) until free_buffers()."""
         status = 0
         for i, tid in enumerate(self.tids):
             try:
@@ -382,7 +385,6 @@ class Pipeline:
             self.statuses[tid] = status
         self.joined = self.tids
         self.tids = []
-        self._free_buffers()
         return status
 
     def abort(self):
@@ -405,9 +407,9 @@ class Pipeline:
             except (KernelError, TimeoutError):
                 pass
         self.tids = []
-        self._free_buffers()
+        self.free_buffers()
 
-    def _free_buffers(self):
+    def free_buffers(self):
         for b in self.buffers:
             try:
                 b.deallocate()

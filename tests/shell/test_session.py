@@ -20,7 +20,7 @@ from runtime import Kernel
 from runtime.errors import OwnerDied
 from runtime.locks import Lock
 from runtime.shell import programs
-from runtime.shell.session import MACHINE, Session
+from runtime.shell.session import MACHINE, READY_BUFFERS, Session
 from runtime.textbook import ACQUIRE, ALLOCATE_LOCK, RELEASE
 from runtime.threads import pid_alive
 
@@ -92,8 +92,9 @@ def _shell(tmp_path, monkeypatch, **machine):
 
     try:
         with Kernel(start_method="fork", **dict(MACHINE, **machine)) as k:
-            session = Session(k, trace=trace, stdin_fd=r, stdout_fd=out)
+            session = Session(k, trace=trace, stdin_fd=r, stdout_fd=out, ready_buffers=READY_BUFFERS)
             session.cwd = str(tmp_path)
+            session.between()                                 # as the interactive loop before its prompt
             assert k.pool.settle(30)
             yield types.SimpleNamespace(k=k, session=session, output=output, stages=stages)
     finally:
@@ -114,19 +115,22 @@ def shell_of_one_vp(tmp_path, monkeypatch):
 
 
 def test_commands_in_a_row_run_in_the_same_ready_vps(shell):
-    """(Between two commands the VPs of the first have put themselves back, as
-    while a user types: settle.  Otherwise a stage may find none ready yet
-    on a loaded host, and the pool grows by a forked VP: no error either.)"""
+    """(Between two commands the shell does its `between` work and the VPs of
+    the first have put themselves back, as while a user types: settle.
+    Otherwise a stage may find none ready yet on a loaded host, and the pool
+    grows by a forked VP: no error either.)"""
     pool = {row["pid"] for row in shell.k.statistics()["pool"]["vps"]}
     assert len(pool) == MACHINE["pool"]
     for _ in range(3):
         for line, output in (("seq 1 1000 | grep 7 | wc -l", "271\n"), ("echo done | cat", "done\n")):
             assert shell.session.run_line(line) == 0
             assert shell.output() == output
+            shell.session.between()
             assert shell.k.pool.settle(10)
     assert [vp for _, vp in shell.stages] == ["pool"] * 15
     assert {row["pid"] for row in shell.k.statistics()["pool"]["vps"]} == pool      # no VP started since
-    assert [r["tid"] for r in shell.k.thread_info()] == [0] and shell.k.statistics()["buffers"] == []
+    assert [r["tid"] for r in shell.k.thread_info()] == [0]
+    assert {b["id"] for b in shell.k.statistics()["buffers"]} == {b.id for b in shell.session.ready}
 
 
 @pytest.mark.parametrize("line", ["mess {lock}", "mess {lock} | cat", "echo x | mess {lock} > mess.txt"])
@@ -192,8 +196,10 @@ def test_ctrl_c_in_the_middle_of_a_pipeline_and_the_next_command(shell):
     finally:
         helper.join()
     assert len(pids) == 2 and set(pids) <= pool_before
-    assert [row["tid"] for row in k.thread_info()] == [0] and k.statistics()["buffers"] == []
+    assert [row["tid"] for row in k.thread_info()] == [0]
+    assert {b["id"] for b in k.statistics()["buffers"]} == {b.id for b in session.ready}   # its own: freed
     assert shell.output() == ""          # `wc` was ended with `cat`: it never saw an end of stream, never printed
+    session.between()                    # (before the next prompt)
     assert k.pool.settle(30)
     vps = k.statistics()["pool"]["vps"]
     assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"]        # refilled
@@ -222,8 +228,31 @@ def test_a_stage_killed_from_outside(shell):
     finally:
         helper.join()
     assert shell.output() == "0\n"
+    session.between()
     assert k.pool.settle(30)
     vps = k.statistics()["pool"]["vps"]
     assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"] and killed[0] not in {v["pid"] for v in vps}
     assert session.run_line("seq 1 3 | wc -l") == 0
     assert shell.output() == "3\n"
+
+
+def test_a_pipeline_takes_the_ready_buffers_and_the_next_command_frees_them(shell):
+    """The shell allocates READY_BUFFERS fresh buffers between commands; a
+    pipeline takes them (allocating only what it needs beyond them), keeps
+    them until its status and trace are in, and `between` frees them and
+    makes fresh ones ready."""
+    k, session = shell.k, shell.session
+
+    def buffer_rows():
+        return {b["id"]: b for b in k.statistics()["buffers"]}
+
+    ready = {b.id for b in session.ready}
+    assert len(ready) == READY_BUFFERS and set(buffer_rows()) == ready
+    assert session.run_line("seq 1 1000 | grep 7 | cat | wc -l") == 0 and shell.output() == "271\n"
+    used = buffer_rows()
+    assert ready < set(used) and len(used) == 3                   # the ready two, and one more
+    assert all(row["sent"] > 0 for row in used.values()) and session.ready == []
+    session.between()
+    now = buffer_rows()
+    assert len(now) == READY_BUFFERS and not set(now) & set(used)   # freed; fresh ones ready
+    assert all(row["sent"] == 0 for row in now.values())

@@ -19,7 +19,6 @@ import os
 import pwd
 import stat
 import time
-from fractions import Fraction
 
 from ._base import program, quote, strerror
 
@@ -38,6 +37,7 @@ def human_size(n: int) -> str:
     while amount >= 1024 and exp < len(SUFFIXES):
         amount //= 1024
         exp += 1
+    from fractions import Fraction          # (-h only: not imported by every shell)
     exact = Fraction(n, 1024 ** exp)
     if amount < 10:
         tenths = math.ceil(exact * 10)
