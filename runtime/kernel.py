@@ -114,13 +114,13 @@ PART_SETTINGS = {
 def _check_settings(part_settings):
     """TypeError for keywords that are neither parameters of Kernel() nor part
     settings, naming each one and the closest valid name."""
-    import difflib
-    import inspect
-    params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
-    valid = params + list(PART_SETTINGS)
     unknown = sorted(set(part_settings) - set(PART_SETTINGS))
     if not unknown:
         return
+    import difflib                       # (only to name a mistake)
+    import inspect
+    params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
+    valid = params + list(PART_SETTINGS)
     words = []
     for name in unknown:
         close = difflib.get_close_matches(name, valid, n=1)

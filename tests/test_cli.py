@@ -124,7 +124,7 @@ def test_vos_sh_c_starts_without_the_heavy_modules():
     imports no rich (a Console only to draw a trace; `-c` once made one
     anyway: its value landed in args.command), and none of what only
     controlled runs, swapping or error messages need."""
-    heavy = ("rich", "psutil", "json", "hashlib", "secrets", "difflib", "tempfile", "platform",
+    heavy = ("rich", "psutil", "json", "hashlib", "secrets", "difflib", "platform",
              "multiprocessing.shared_memory", "runtime.sched.trace", "runtime.views.tables")
     code = ("import sys; from runtime.cli import main; status = main(['sh', '-c', 'echo hi | cat']); "
             f"print(status, [m for m in {heavy!r} if m in sys.modules])")
