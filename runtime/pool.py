@@ -392,6 +392,9 @@ def pool_main(kernel, e, work=None):
             work = None
             run_thread(kernel, tid, procedure, args, pooled=True)
             pool.put(e, E_STATE, RESTORING)
+            os.sched_yield()        # the thread's end woke its joiner: let it run before our
+                                    # tenth of a millisecond of restoring (on a 2-core host the
+                                    # shell's join waited for both stages' VPs to restore)
             baseline.restore(kernel)
             pool.went_idle(e)
     finally:
