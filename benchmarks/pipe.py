@@ -1,20 +1,34 @@
-"""`vos bench pipe`: the lecture's pipe, measured four ways in one run.
+"""`vos bench pipe`: the lecture's pipe, measured in one run.
 
-The same pipelines through:
+First, two short pipelines, `ls -la DIR | grep cse` and `seq 1 1000 | wc -l`
+(a few hundred bytes: starting the stages is the whole cost), against
+`sh -c` with coreutils, each way taking turns with sh:
+
+  warm  one session's kernel with its pool of ready VPs, as in an
+        interactive `vos sh` (session.MACHINE); before each command the
+        session's `between` work is done and the last command's VPs are
+        back in the pool, untimed, as while a user types
+  cold  a kernel booted for the one line and shut down after it, as
+        `vos sh -c` does (session.one_shot), minus the interpreter's start
+        (`vos bench startup` measures that); with the same Python programs
+        in processes forked per stage over os.pipe as a second peer: the
+        floor of any design that forks a Python process per stage
+Goals from the issue: warm at least 1.5x the real shell, cold at least 1.0x.
+
+Then the same long pipelines through:
   (a) vos   `vos sh`: each stage a VP, joined by the runtime's bounded buffers
   (b) pipe  the same Python programs in processes joined by os.pipe
   (c) queue the same Python programs joined by multiprocessing.Queue
   (d) sh    the real shell with GNU coreutils
 
-Pipelines: `cat BIG | wc -c` and `cat BIG | grep -c WORD` on a big file,
-`seq 1 N | grep 7 | wc -l`, and `ls -la DIR | grep cse` (a few hundred
-bytes: process start-up dominates).  Which pipelines the transport limits
-and which the programs is measured, not assumed: every stage also runs
-alone in vos with its input from a file (made by the real shell); no
-pipeline beats its slowest stage, nor its stages' total work spread over
-the CPUs, and where that bound is half the time of (b) or more, the
-programs dominate (Python's grep is far slower than any transport);
-elsewhere the kernel pipe of (b) is the bottleneck: the transport.
+Pipelines: `cat BIG | wc -c` and `cat BIG | grep -c WORD` on a big file and
+`seq 1 N | grep 7 | wc -l`.  Which pipelines the transport limits and which
+the programs is measured, not assumed: every stage also runs alone in vos
+with its input from a file (made by the real shell); no pipeline beats its
+slowest stage, nor its stages' total work spread over the CPUs, and where
+that bound is half the time of (b) or more, the programs dominate (Python's
+grep is far slower than any transport); elsewhere the kernel pipe of (b) is
+the bottleneck: the transport.
 
 vos's `cat FILE` reads each chunk straight into the bounded buffer
 (BufferWriter.send_into) and `wc -c` counts the chunks where they lie
@@ -22,11 +36,9 @@ vos's `cat FILE` reads each chunk straight into the bounded buffer
 (read, write, read).
 
 Reported: bytes per second through the first link (the first stage's output
-over the pipeline's wall time), or for `ls | grep`, which moves a few
-hundred bytes, the wall time of one whole pipeline; ratios > 1 mean vos is
-ahead.  Goals from the issue:
-`cat | wc -c` at least 1.5x the real shell; vos at least 1.5x (b) wherever
-the transport is the bottleneck (the rows say which those are).
+over the pipeline's wall time); ratios > 1 mean vos is ahead.  Goals from
+the issue: `cat | wc -c` at least 1.5x the real shell; vos at least 1.5x
+(b) wherever the transport is the bottleneck (the rows say which those are).
 """
 
 import multiprocessing
@@ -39,7 +51,7 @@ from runtime import Kernel
 from runtime.shell.parser import parse
 from runtime.shell.pipeline import FdReader, FdWriter
 from runtime.shell.programs import PROGRAMS
-from runtime.shell.session import Session
+from runtime.shell.session import MACHINE, READY_BUFFERS, Session, one_shot
 
 from .harness import Row, median, table
 
@@ -187,6 +199,63 @@ def _timed(fn, runs):
     return median(samples)
 
 
+# --- warm and cold: a short pipeline's whole cost ---------------------------------------
+
+SHORT = ["ls -la listing | grep cse", "seq 1 1000 | wc -l"]
+
+
+def _interleaved(ways, runs):
+    """{way: median seconds}, the ways taking turns so that drift hits all alike."""
+    times = {w: [] for w in ways}
+    for _ in range(runs):
+        for w, fn in ways.items():
+            t0 = time.perf_counter()
+            fn()
+            times[w].append(time.perf_counter() - t0)
+    return {w: median(ts) for w, ts in times.items()}
+
+
+def short_pipelines(d, runs):
+    """The warm and cold rows (see the module doc), with the files of `d`."""
+    runs = max(runs, 15)                 # milliseconds each: many runs are cheap, and the host is noisy
+    rows = []
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    try:
+        with Kernel(start_method="fork", **MACHINE) as k:
+            session = Session(k, stdin_fd=null_in, stdout_fd=devnull, ready_buffers=READY_BUFFERS)
+            session.cwd = d
+
+            def between():                   # as the interactive loop, before its prompt
+                session.between()
+                k.pool.settle()
+
+            for line in SHORT:
+                between()
+                t = _interleaved({"vos": lambda: run_vos(session, line), "between": between,
+                                  "sh": lambda: run_sh(line, d)}, runs)
+                rows.append(Row(f"{line}  (warm)", "s", t["vos"], "real sh + coreutils", t["sh"],
+                                higher_is_better=False, goal=1.5,
+                                note=f"a session's kernel, pool of {MACHINE['pool']}; between commands "
+                                     f"(untimed) {t['between'] * 1e3:.1f} ms"))
+        for line in SHORT:
+            t = _interleaved({"vos": lambda: _status_ok(line, one_shot(line, null_in, devnull, cwd=d)),
+                              "sh": lambda: run_sh(line, d), "pipe": lambda: run_other(line, d, "pipe")}, runs)
+            rows.append(Row(f"{line}  (cold)", "s", t["vos"], "real sh + coreutils", t["sh"],
+                            higher_is_better=False, goal=1.0, note="a kernel booted for the line"))
+            rows.append(Row(f"{line}  (cold)", "s", t["vos"], "same programs, a fork per stage, os.pipe",
+                            t["pipe"], higher_is_better=False, note="the floor of forking Python stages"))
+    finally:
+        os.close(devnull)
+        os.close(null_in)
+    return rows
+
+
+def _status_ok(line, status):
+    if status not in (0, 1):
+        raise RuntimeError(f"vos sh failed on {line!r}: status {status}")
+
+
 def main(console, quick=False, runs=5):
     big_mb = 32 if quick else 256
     seq_n = 200_000 if quick else 2_000_000
@@ -194,11 +263,12 @@ def main(console, quick=False, runs=5):
         ("cat big.txt | wc -c", 1.5),
         ("cat big.txt | grep -c cse", None),
         (f"seq 1 {seq_n} | grep 7 | wc -l", None),
-        ("ls -la listing | grep cse", None),
     ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="vos-bench-pipe-") as d:
         _make_files(d, big_mb)
+        short = short_pipelines(d, runs)
+        table(console, "vos bench pipe: short pipelines, warm and cold", short, max(runs, 15))
         devnull = os.open(os.devnull, os.O_WRONLY)
         null_in = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -245,4 +315,4 @@ def main(console, quick=False, runs=5):
         finally:
             os.close(devnull)
             os.close(null_in)
-    return table(console, f"vos bench pipe ({big_mb} MB file)", rows, runs)
+    return short + table(console, f"vos bench pipe ({big_mb} MB file)", rows, runs)

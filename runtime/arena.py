@@ -13,11 +13,11 @@ to, and whether that kernel still lives.
 Ownership.  Only the kernel process creates and unlinks the main arena; side
 arenas are created by whichever process allocates the object and unlinked by
 the kernel at shutdown (or by DEALLOCATE).  Every other process merely maps
-them.  Python's resource tracker is kept out of it entirely (3.13's
-`track=False`; before that, registration is suppressed while the segment is
-opened): the tracker would otherwise unlink a live arena when the *first*
-process that mapped it exits, and print leak warnings for segments the kernel
-cleans up itself.
+them.  Segments are opened with shm_open and mapped with mmap directly
+(_Segment), not through multiprocessing.shared_memory, so Python's resource
+tracker never hears of them: it would otherwise unlink a live arena when the
+*first* process that mapped it exits, and print leak warnings for segments
+the kernel cleans up itself.
 
 Reservation.  A new segment's pages are reserved with posix_fallocate at
 creation, so a /dev/shm too small for the machine fails at boot with
@@ -25,11 +25,10 @@ OutOfResources instead of a SIGBUS in some virtual processor later.
 """
 
 import ctypes
+import mmap
 import os
 import re
-import secrets
 import sys
-from multiprocessing import resource_tracker, shared_memory
 
 import _posixshmem
 
@@ -42,7 +41,7 @@ SHM_DIR = "/dev/shm"
 
 def new_name(pid=None):
     """A fresh main-arena name for a kernel running in process pid."""
-    return f"{PREFIX}{pid or os.getpid()}_{secrets.token_hex(4)}"
+    return f"{PREFIX}{pid or os.getpid()}_{os.urandom(4).hex()}"
 
 
 def parse_name(name):
@@ -53,15 +52,38 @@ def parse_name(name):
     return int(m.group(1)), f"{PREFIX}{m.group(1)}_{m.group(2)}"
 
 
-def _open(name, create, size):
-    if sys.version_info >= (3, 13):
-        return shared_memory.SharedMemory(name, create=create, size=size, track=False)
-    register = resource_tracker.register
-    resource_tracker.register = lambda *a, **k: None  # process-local and brief; see module doc
-    try:
-        return shared_memory.SharedMemory(name, create=create, size=size)
-    finally:
-        resource_tracker.register = register
+class _Segment:
+    """A POSIX shared-memory segment, mapped: the part of
+    multiprocessing.shared_memory.SharedMemory vos needs, without its
+    resource tracker (see the module doc) and without the modules it
+    imports (secrets, hashlib: a tenth of `vos sh -c`'s imports).  Mode
+    0600, as SharedMemory's: only this user's processes may map it."""
+
+    def __init__(self, name, create, size):
+        self.name = name
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        self._fd = _posixshmem.shm_open("/" + name, flags, mode=0o600)
+        try:
+            if create:
+                os.ftruncate(self._fd, size)
+            else:
+                size = os.fstat(self._fd).st_size
+            self._mmap = mmap.mmap(self._fd, size)
+        except BaseException:
+            os.close(self._fd)
+            if create:
+                unlink(name)
+            raise
+        self.size = size
+        self.buf = memoryview(self._mmap)
+
+    def close(self):
+        """Unmap and close.  BufferError while a view into it is alive (then
+        nothing is closed: the caller keeps the segment until exit)."""
+        self.buf.release()
+        self._mmap.close()          # BufferError here too, with a view still exported
+        os.close(self._fd)
+        self._fd = -1
 
 
 class Arena:
@@ -82,7 +104,7 @@ class Arena:
         """Create and reserve a zero-filled segment of `size` bytes.
         Raises OutOfResources when the host cannot reserve it."""
         try:
-            shm = _open(name, True, size)
+            shm = _Segment(name, True, size)
         except OSError as e:
             raise OutOfResources(f"cannot create shared memory segment {name} of {size} bytes: {e}") from None
         if hasattr(os, "posix_fallocate"):
@@ -90,7 +112,7 @@ class Arena:
                 os.posix_fallocate(shm._fd, 0, size)
             except OSError as e:
                 shm.close()
-                shm.unlink()
+                unlink(name)
                 free = _free_bytes()
                 raise OutOfResources(
                     f"cannot reserve {size / 2**20:.1f} MiB of shared memory for {name} "
@@ -101,7 +123,7 @@ class Arena:
     @classmethod
     def attach(cls, name):
         """Map an existing segment.  FileNotFoundError when it is gone."""
-        return cls(_open(name, False, 0), owner=False)
+        return cls(_Segment(name, False, 0), owner=False)
 
     def close(self):
         """Unmap (this process only).  Idempotent."""

@@ -111,17 +111,16 @@ environment (a forked child inherits it unchanged).
 """
 
 import ctypes
-import ctypes.util
 import errno
 import os
-import platform
 import sys
 import time
 
 from . import instruction_page
 from .errors import AtomicsUnavailable
 
-TSO = platform.machine() in ("x86_64", "AMD64")   # plain aligned loads are acquire loads (doc above)
+MACHINE = os.uname().machine                      # (platform.machine(), without importing platform)
+TSO = MACHINE in ("x86_64", "AMD64")   # plain aligned loads are acquire loads (doc above)
 
 _SEQ_CST = 5
 SEQ_CST = _SEQ_CST
@@ -242,6 +241,7 @@ class _Libatomic:
 
 def _libatomic_ops():
     """libatomic's operations, or None when the library cannot be loaded."""
+    import ctypes.util                          # (shutil, subprocess, tempfile: only on this fallback path)
     for name in ("libatomic.so.1", ctypes.util.find_library("atomic")):
         if not name:
             continue
@@ -267,7 +267,7 @@ def _page_ops():
 def _refusal():
     return AtomicsUnavailable(
         f"vos cannot boot: it found no atomic instructions for shared memory on this "
-        f"{platform.machine() or 'unknown'} {sys.platform} host.  Its instruction page was not built "
+        f"{MACHINE or 'unknown'} {sys.platform} host.  Its instruction page was not built "
         f"({_page_refused}), and libatomic.so.1 (GCC's atomic library) could not be loaded.  Install "
         f"libatomic (Debian/Ubuntu: apt install libatomic1; Fedora: dnf install libatomic; "
         f"Alpine: apk add libatomic), or allow this process executable memory.")
@@ -312,7 +312,7 @@ fetch_add_raw, fetch_or_raw = _ops.fetch_add_raw, _ops.fetch_or_raw
 # --- futex -------------------------------------------------------------------
 
 _FUTEX_WAIT, _FUTEX_WAKE, _FUTEX_WAIT_BITSET, _FUTEX_WAKE_BITSET = 0, 1, 9, 10
-_SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(MACHINE)
 _HAVE_FUTEX = sys.platform.startswith("linux") and _SYS_FUTEX is not None
 ALL = 1 << 30  # "wake everybody"
 

@@ -8,7 +8,6 @@ any other keyword, naming the closest valid one (a typo such as
 """
 
 import dataclasses
-import difflib
 
 # The parts' own settings, Kernel(**part_settings): name -> (default, what it sets).
 # This table is the only list of them: Kernel() refuses any other name with a
@@ -48,6 +47,7 @@ def check_settings(part_settings, params):
     unknown = sorted(set(part_settings) - set(PART_SETTINGS))
     if not unknown:
         return
+    import difflib                       # (only to name a mistake)
     words = []
     for name in unknown:
         close = difflib.get_close_matches(name, valid, n=1)

@@ -49,6 +49,7 @@ class Context:
         self.on_cpu = False        # holds a processor (set by take_processor, cleared by waiting)
         self._last_check = time.monotonic()
         self._clock_armed = False
+        self.cpu_base = 0          # process CPU time before this thread (a pool VP's earlier life)
         self.gate = None           # a controlled kernel's gateway (sched/gate.py)
         if getattr(kernel, "sched", None) is not None:
             self.gate = Gate(kernel, self)
@@ -70,6 +71,11 @@ class Context:
         if _current is not None and _current.gate is not None:
             time.sleep = _current.gate._real_sleep
         _current = None
+
+    def cpu_ns(self):
+        """The thread's CPU time so far: its process's, less what the process
+        spent before the thread began (a pool VP runs thread after thread)."""
+        return time.process_time_ns() - self.cpu_base
 
     # --- liveness ------------------------------------------------------------
 
@@ -102,7 +108,7 @@ class Context:
         self.in_dispatch = True
         try:
             self.on_cpu = False
-            k.processors.account(self.tid, time.process_time_ns())
+            k.processors.account(self.tid, self.cpu_ns())
             k.processors.release(self.tid, WAITING)
         finally:
             self.in_dispatch = False
@@ -129,7 +135,7 @@ class Context:
             return False
         self.in_dispatch = True
         try:
-            k.processors.account(self.tid, time.process_time_ns())
+            k.processors.account(self.tid, self.cpu_ns())
             k.processors.release(self.tid)
             k.processors.acquire(self.tid, self.check_kernel)
             self._restart_quantum()
@@ -171,7 +177,7 @@ class Context:
     def _tick(self, signum, frame):
         """SIGALRM handler: the clock interrupt.  Runs between two bytecodes of
         whatever the thread is doing."""
-        self.kernel.processors.account(self.tid, time.process_time_ns())
+        self.kernel.processors.account(self.tid, self.cpu_ns())
         self.check_kernel()
         if self.in_dispatch or not self.on_cpu:
             return

@@ -113,7 +113,7 @@ qemu-aarch64 where the cross compiler and qemu are installed.
 
 import ctypes
 import mmap
-import platform
+import os
 import sys
 
 _i64 = ctypes.c_int64
@@ -210,7 +210,7 @@ class Page:
 def build(machine=None):
     """Map, fill, protect and check the page for this machine; returns a Page.
     Raises PageRefused (with the reason) when the host will not have it."""
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine             # platform.machine(), without importing platform
     code, pad = code_for(machine)
     if not (sys.platform.startswith("linux") or (sys.platform == "darwin" and machine in ("x86_64", "AMD64"))):
         raise PageRefused(f"no instruction page on {sys.platform} {machine}")

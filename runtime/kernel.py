@@ -56,9 +56,7 @@ from .vp import ThreadExit, vp_main
 from . import sched
 from .sched import board, strategies, wiring
 from . import race_wiring, racelog
-from .races import of_kernel as races_of
 from .sched.board import MAX_CONTROLLED_THREADS
-from .sched.trace import FileCheck, kernel_token, read_trace
 
 MAGIC = b"VOSKERN2"   # 2: the thread table has a header.  A monitor (vos top, vos clean) of another
                       # version refuses the arena (ValueError) instead of misreading it
@@ -314,6 +312,7 @@ class Kernel:
         b.set_prefix(list(s.choices))
         b.set_rec(0, board.R_TURN, 1)
         b.set_rec(0, board.R_FLAGS, board.STARTED)
+        from .sched.trace import FileCheck          # (controlled runs only: json, hashlib, zlib)
         self.sched_check = FileCheck(dict(s.files)) if s.strategy == "replay" and s.files else None
         if pin and hasattr(os, "sched_setaffinity"):
             self._affinity = os.sched_getaffinity(0)
@@ -350,11 +349,14 @@ class Kernel:
             return
         if self.sched is not None:
             try:
+                from .races import of_kernel as races_of
+                from .sched.trace import kernel_token, read_trace
                 self._last_run = (read_trace(self), kernel_token(self),
                                   races_of(self) if self.config.get("races") else [])
             except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
                 print(f"vos: could not keep the controlled run's trace: {e}", file=sys.stderr)
         elif self.config.get("races"):
+            from .races import of_kernel as races_of
             self._last_races = races_of(self)
         _i64.pack_into(self.arena.buf, H_STATE, SHUTDOWN)
         try:
@@ -468,6 +470,7 @@ class Kernel:
             raise KernelError("trace(): this kernel runs freely; boot it with schedule=... for a trace")
         if self.arena is None:
             return list(self._last_run[0]) if self._last_run else []
+        from .sched.trace import read_trace
         return read_trace(self)
 
     def races(self):
@@ -478,6 +481,7 @@ class Kernel:
             raise KernelError("races(): boot the Kernel with races=True to have them reported")
         if self.arena is None:
             return list(self._last_run[2] if self._last_run else getattr(self, "_last_races", []))
+        from .races import of_kernel as races_of
         return races_of(self)
 
     @property
@@ -488,6 +492,7 @@ class Kernel:
             raise KernelError("token: this kernel runs freely; boot it with schedule=... for a token")
         if self.arena is None:
             return self._last_run[1] if self._last_run else None
+        from .sched.trace import kernel_token
         return kernel_token(self)
 
     def thread_info(self):

@@ -222,8 +222,20 @@ class Pool:
         return None
 
     def warm(self):
-        """(kernel process) Start idle VPs until `keep` are idle or starting."""
-        ready = sum(1 for e in range(self.capacity) if self.get(e, E_STATE) in (STARTING, IDLE))
+        """(kernel process) Start idle VPs until `keep` are idle, starting or
+        coming back (their thread ended: they are putting themselves back).
+        At boot, and between the commands of a shell session, which lose
+        the VPs of stages destroyed by Ctrl-C or killed: a VP that died is
+        neither: its entry is emptied here (its process reaped)."""
+        ready = 0
+        for e in range(self.capacity):
+            state = self.get(e, E_STATE)
+            if state in (EMPTY, STARTING):
+                ready += state == STARTING
+            elif not self._alive(e):
+                self._empty(e, state)
+            elif state == IDLE or self._coming_back(e):
+                ready += 1
         for _ in range(self.keep - ready):
             if self.start_vp() is None:
                 break
@@ -384,6 +396,9 @@ def pool_main(kernel, e, work=None):
             work = None
             run_thread(kernel, tid, procedure, args, pooled=True)
             pool.put(e, E_STATE, RESTORING)
+            os.sched_yield()        # the thread's end woke its joiner: let it run before our
+                                    # tenth of a millisecond of restoring (on a 2-core host the
+                                    # shell's join waited for both stages' VPs to restore)
             baseline.restore(kernel)
             pool.went_idle(e)
     finally:

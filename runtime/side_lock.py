@@ -68,7 +68,6 @@ line it is (its slot in the busy table).
 
 import ctypes
 import os
-import platform
 import struct
 import sys
 import time
@@ -97,7 +96,7 @@ _now = time.monotonic
 
 # --- membarrier: the fence an asker runs on the holder's behalf ------------------------------
 
-_SYS_MEMBARRIER = {"x86_64": 324, "aarch64": 283}.get(platform.machine())
+_SYS_MEMBARRIER = {"x86_64": 324, "aarch64": 283}.get(os.uname().machine)
 _MB_GLOBAL_EXPEDITED, _MB_REGISTER_GLOBAL_EXPEDITED = 1 << 1, 1 << 2
 _mb_pid = None
 if _SYS_MEMBARRIER is not None and sys.platform.startswith("linux"):

@@ -185,24 +185,45 @@ class ThreadManager:
         locks become owner-died).  Returns once it is dead.  NoSuchThread for
         an unknown tid; a thread that already ended is left as it is."""
         ctx = current()
-        t = self.threads
-        o = t.off(tid)
+        self.threads.off(tid)                           # NoSuchThread
         if tid == 0:
             raise KernelError("thread 0 is the boot program: leave the `with Kernel` block to end it")
         if tid == ctx.tid:
             self.end_self(("failed", "Destroyed", f"thread {tid} destroyed itself", ""), FAULTED, DESTROYED)
             exit_process(0)
-        if t.get32(o + O_STATE) in DONE + (DYING,):
-            return
-        atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_DESTROY)
-        pid = self._wait_for_pid(o)
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._wait_dead(tid, pid)
-        self.bury(tid, DESTROYED, "Destroyed", f"thread {tid} was destroyed by thread {ctx.tid}")
+        self.destroy_all([tid])
+
+    def destroy_all(self, tids):
+        """End several threads at once, as Ctrl-C ends every process of a
+        shell's pipeline: each is SIGKILLed before any is buried.  Burying
+        one runs its death hooks, which close its stream ends -- a stage
+        still alive downstream would then see an orderly end of stream,
+        finish, and print (`cat | wc -l` printing 0 after Ctrl-C); killed
+        first, it cannot.  Returns once all are dead.  Not the caller."""
+        ctx = current()
+        t = self.threads
+        offs = [t.off(tid) for tid in tids]             # NoSuchThread before anything is killed
+        if 0 in tids:
+            raise KernelError("thread 0 is the boot program: leave the `with Kernel` block to end it")
+        if ctx.tid in tids:
+            raise KernelError(f"thread {ctx.tid} cannot destroy itself together with others: "
+                              "DESTROY_THREAD(its own tid) alone ends it")
+        killed = []
+        for tid, o in zip(tids, offs):
+            if t.get32(o + O_STATE) in DONE + (DYING,):
+                continue
+            atomics.fetch_or(t.addr + (o - t.base) + O_FLAGS, FLAG_DESTROY)
+            pid = self._wait_for_pid(o)
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed.append((tid, pid))
+        for tid, pid in killed:
+            if pid:
+                self._wait_dead(tid, pid)
+            self.bury(tid, DESTROYED, "Destroyed", f"thread {tid} was destroyed by thread {ctx.tid}")
 
     def _wait_for_pid(self, o, timeout=5.0):
         deadline = time.monotonic() + timeout
@@ -244,7 +265,7 @@ class ThreadManager:
                 state, reason = FAULTED, EXCEPTION
         t = self.threads
         t.write_status(ctx.tid, payload)
-        k.processors.account(ctx.tid, time.process_time_ns())
+        k.processors.account(ctx.tid, ctx.cpu_ns())
         k.run_death_hooks(ctx.tid)
         k.processors.release(ctx.tid)
         t.finish(ctx.tid, state, reason)

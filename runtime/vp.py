@@ -19,6 +19,7 @@ re-attaches the kernel by name first (Kernel.vp_spawned), then comes here.
 import os
 import signal
 import sys
+import time
 import traceback
 
 from .context import Context
@@ -53,6 +54,8 @@ def run_thread(kernel, tid, procedure, args, pooled=False):
     clock, the procedure, then its death (status, hooks, EXITED).  Returns
     when it has ended (a pooled VP then goes back to its pool, pool.py)."""
     ctx = Context(kernel, tid).install()
+    if pooled:
+        ctx.cpu_base = time.process_time_ns()       # this thread's CPU time starts now, not at the VP's birth
     t = kernel.threads
     o = t.off(tid)
     t.put64(o + O_PID, os.getpid())

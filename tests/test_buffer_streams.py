@@ -214,6 +214,38 @@ def test_a_destroyed_writer_ends_the_stream():
         assert list(r) == [b"first", b"more"]
 
 
+def hold_open(w, never):
+    """Keep a writer end (given to us) open: wait for a message that never comes."""
+    return RECEIVE(never)
+
+
+def test_a_pipeline_destroyed_all_at_once_never_sees_its_end_of_stream():
+    """DESTROY_THREAD of a writer alone ends its reader's stream, and the
+    reader finishes normally: a shell that destroyed `cat | wc -l` stage by
+    stage on Ctrl-C let `wc` print 0.  destroy_all kills both before it
+    buries either (burying closes the ends): the reader is destroyed."""
+    with Kernel() as k:
+        never = ALLOCATE_BOUNDED_BUFFER(1)
+        for together in (False, True):
+            b = ALLOCATE_BOUNDED_BUFFER(2)
+            w, r = b.writer(), b.reader()
+            tw = ALLOCATE_THREAD(hold_open, k.address_space, w, never)
+            w.give(tw)
+            tr = ALLOCATE_THREAD(messages_until_end, k.address_space, r)
+            wait_for(lambda: waiting_on(k, tw, f"receive {never.id}") and waiting_on(k, tr, f"receive {b.id}"))
+            if together:
+                k.thread_manager.destroy_all([tw, tr])
+                with pytest.raises(ThreadFailed) as info:
+                    k.join(tr, timeout=10)
+                assert info.value.reason == "destroyed"
+            else:
+                DESTROY_THREAD(tw)
+                assert k.join(tr, timeout=10) == []          # the end of its stream: it finished
+            with pytest.raises(ThreadFailed):
+                k.join(tw, timeout=10)
+            b.deallocate()
+
+
 def test_a_writer_killed_by_sigkill_ends_the_stream_without_a_join():
     with Kernel() as k:
         b = ALLOCATE_BOUNDED_BUFFER(2)

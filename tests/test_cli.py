@@ -117,3 +117,16 @@ def test_top_lists_the_running_kernels_to_pick_from():
         out = vos("top", "--list")
         assert out.returncode == 0
         assert k.arena.name in out.stdout and "running vos kernels" in out.stdout
+
+
+def test_vos_sh_c_starts_without_the_heavy_modules():
+    """`vos sh -c` is a shell: its start-up is part of every command.  It
+    imports no rich (a Console only to draw a trace; `-c` once made one
+    anyway: its value landed in args.command), and none of what only
+    controlled runs, swapping or error messages need."""
+    heavy = ("rich", "psutil", "json", "hashlib", "secrets", "difflib", "platform",
+             "multiprocessing.shared_memory", "runtime.sched.trace", "runtime.views.tables")
+    code = ("import sys; from runtime.cli import main; status = main(['sh', '-c', 'echo hi | cat']); "
+            f"print(status, [m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout == "hi\n0 []\n", out.stderr

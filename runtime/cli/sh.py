@@ -10,8 +10,7 @@ import os
 import sys
 
 from ..kernel import Kernel
-from ..shell.session import Session, ShellExit, repl
-from ..views.tables import trace_tables
+from ..shell.session import MACHINE, READY_BUFFERS, Session, one_shot, repl
 
 
 def add_parser(sub):
@@ -22,22 +21,30 @@ def add_parser(sub):
     return p
 
 
-def run(args, console):
+def run(args, console=None):
+    """The shell; `console` is made here when there is something to draw
+    (cli/__init__.py gives none: `vos sh -c` starts without importing rich)."""
+    def terminal():
+        nonlocal console
+        if console is None:
+            from rich.console import Console
+            console = Console(highlight=False)
+        return console
+
     def show(tracer, status):
+        from ..views.tables import trace_tables    # rich: only when there is a trace to draw
         for renderable in trace_tables(tracer, status):
-            console.print(renderable)
+            terminal().print(renderable)
 
     stdin_fd = os.dup(0)  # a multiprocessing child replaces its fd 0 with /dev/null: give stages a copy
+    trace = show if args.trace else None
     try:
-        with Kernel(processors=args.processors, start_method="fork") as k:
-            session = Session(k, trace=show if args.trace else None, stdin_fd=stdin_fd)
-            if args.command is not None:
-                try:
-                    return session.run_line(args.command)
-                except ShellExit as e:
-                    return e.status
-            console.print("vos sh: every stage of a pipeline is a virtual processor; `help` for help, "
-                          "Ctrl-D to leave")
+        if args.command is not None:
+            return one_shot(args.command, stdin_fd, trace=trace, processors=args.processors)
+        with Kernel(processors=args.processors, start_method="fork", **MACHINE) as k:
+            session = Session(k, trace=trace, stdin_fd=stdin_fd, ready_buffers=READY_BUFFERS)
+            terminal().print("vos sh: every stage of a pipeline is a virtual processor; `help` for help, "
+                             "Ctrl-D to leave")
             return repl(session)
     finally:
         os.close(stdin_fd)

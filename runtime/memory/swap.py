@@ -14,12 +14,12 @@ descriptor says EVICTING or LOADING), which is what keeps everyone else away.
 """
 
 import os
-import tempfile
 
 from ..errors import OutOfResources
 
 
 def default_path(arena_name):
+    import tempfile                      # (random, shutil: only for a machine that swaps)
     return os.path.join(tempfile.gettempdir(), f"{arena_name}.swap")
 
 

@@ -76,7 +76,8 @@ class VirtualMemory:
         self.o_cpus = offset + g.cpus
         self.o_frames = _align(offset + g.frames_at, g.page_size)
         self.policy = policies.make(c.get("policy", "clock"))
-        self.swap = SwapFile(c.swap or default_path(kernel.arena.name), g.page_size, g.swap_pages)
+        path = c.swap or (default_path(kernel.arena.name) if g.swap_pages else None)    # no swap: no file
+        self.swap = SwapFile(path, g.page_size, g.swap_pages)
         self.resident_limit = _limit("resident_limit", c.get("resident_limit", 0))
         self.page_limit = _limit("page_limit", c.get("page_limit", 0))
         # The arena as 8-byte words: one word access is one 8-byte load or store

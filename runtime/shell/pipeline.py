@@ -29,7 +29,12 @@ stage's bounded buffer; a middle stage needs a second VP, the *feeder*, that
 pumps the bounded buffer into the program's input at the same time.
 
 Requires the fork start method (the default on Linux): stages inherit the
-shell's file descriptors.
+shell's file descriptors.  A pool VP (a session's kernel keeps some ready,
+runtime/pool.py) inherited them when it was forked, before the session
+began; each stage checks that its descriptors are still the shell's own
+(the same file) and refuses to run otherwise.  The feeder's descriptor is
+a pipe made after every pool VP: it travels as an Inherited fd, which
+refuses to be pickled, so the feeder is always a VP forked for it.
 """
 
 import dataclasses
@@ -49,6 +54,29 @@ BUFFER_SLOTS = 16            # messages per buffer between two stages
 BUFFER_CAPACITY = 1 << 20    # bytes per buffer (16 chunks of 64 KiB)
 CHUNK = 1 << 16
 SIGPIPE_STATUS = 128 + 13
+
+
+class Inherited:
+    """A file descriptor of this process, for a VP forked from it.  Its
+    number means nothing in another process, so it cannot be pickled: a
+    thread given one gets a process forked for it, never a pool VP."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __reduce__(self):
+        raise TypeError(f"file descriptor {self.fd} is this process's own: only a VP forked from it has it")
+
+
+def fd_identity(fds):
+    """((fd, device, inode), ...): which file each descriptor is, to check
+    that a stage's process has the same ones."""
+    out = []
+    for fd in fds:
+        if fd is not None:
+            st = os.fstat(fd)
+            out.append((fd, st.st_dev, st.st_ino))
+    return tuple(out)
 
 
 class FdReader:
@@ -110,6 +138,7 @@ class Stage:
     writer: object = None
     stderr_fd: int = 2
     trace: bool = False               # log every SEND/RECEIVE with its time and fill level
+    fds: tuple = ()                   # fd_identity() of the shell's descriptors it uses
 
 
 TRACE_KEEP = 60  # events kept from the start and from the end of each stage (the status area is small)
@@ -209,6 +238,14 @@ def run_stage(stage):
     name = stage.argv[0]
     src = dst = None
     try:
+        mine = fd_identity(fd for fd, _, _ in stage.fds)
+    except OSError:
+        mine = None
+    if mine != stage.fds:
+        os.write(2, f"vos sh: {name}: the shell's file descriptors {[fd for fd, _, _ in stage.fds]} are not "
+                    f"open in this VP (pid {os.getpid()}); open them before the session's kernel boots\n".encode())
+        return 126
+    try:
         try:
             src, dst = _open_in(stage), _open_out(stage)
         except OSError as e:
@@ -244,7 +281,7 @@ def _run_external(stage, src, dst, err):
     feeder = None
     if stdin is subprocess.PIPE:
         k = current().kernel
-        feeder = ALLOCATE_THREAD(_feed, k.address_space, src, proc.stdin.fileno())
+        feeder = ALLOCATE_THREAD(_feed, k.address_space, src, Inherited(proc.stdin.fileno()))
         proc.stdin.close()  # the feeder holds its own copy (fork)
     if stdout is subprocess.PIPE:
         fd = proc.stdout.fileno()
@@ -264,8 +301,9 @@ def _run_external(stage, src, dst, err):
     return 128 - status if status < 0 else status
 
 
-def _feed(reader, fd):
+def _feed(reader, inherited):
     """Feeder VP: pump a bounded buffer into an external program's stdin."""
+    fd = inherited.fd
     try:
         while data := reader.read(CHUNK):
             view = memoryview(data)
@@ -285,7 +323,9 @@ def _feed(reader, fd):
 class Pipeline:
     """One running pipeline: its buffers and stage threads (thread 0 only)."""
 
-    def __init__(self, kernel, commands, cwd, stdin_fd=0, stdout_fd=1, stderr_fd=2, trace=False):
+    def __init__(self, kernel, commands, cwd, stdin_fd=0, stdout_fd=1, stderr_fd=2, trace=False, ready=None):
+        """Allocate the buffers (taken from `ready`, a list of fresh buffers
+        allocated ahead, while it has some) and start every stage."""
         self.kernel = kernel
         self.buffers = []
         self.tids = []
@@ -296,8 +336,9 @@ class Pipeline:
         self.started_ns = time.monotonic_ns()
         n = len(commands)
         for _ in range(n - 1):
-            self.buffers.append(ALLOCATE_BOUNDED_BUFFER(BUFFER_SLOTS, capacity=BUFFER_CAPACITY))
+            self.buffers.append(ready.pop() if ready else ALLOCATE_BOUNDED_BUFFER(BUFFER_SLOTS, capacity=BUFFER_CAPACITY))
         stages = []
+        fds = {fd: fd_identity([fd]) for fd in (stdin_fd, stdout_fd, stderr_fd)}
         for i, cmd in enumerate(commands):
             s = Stage(list(cmd.argv), cwd, stderr_fd=stderr_fd, trace=trace)
             if cmd.stdin is not None:
@@ -312,6 +353,7 @@ class Pipeline:
                 s.stdout_fd = stdout_fd
             else:
                 s.writer = self.buffers[i].writer()
+            s.fds = sum((fds[fd] for fd in (s.stdin_fd, s.stdout_fd, s.stderr_fd) if fd is not None), ())
             stages.append(s)
         try:
             for s in stages:
@@ -329,7 +371,8 @@ class Pipeline:
             raise
 
     def wait(self):
-        """Join every stage; the exit status of the last one."""
+        """Join every stage; the exit status of the last one.  The buffers
+        stay (their statistics, for a trace) until free_buffers()."""
         status = 0
         for i, tid in enumerate(self.tids):
             try:
@@ -342,22 +385,31 @@ class Pipeline:
             self.statuses[tid] = status
         self.joined = self.tids
         self.tids = []
-        self._free_buffers()
         return status
 
     def abort(self):
-        """Ctrl-C: destroy every stage still running, free the buffers."""
-        from ..textbook import DESTROY_THREAD
+        """Ctrl-C: destroy every stage still running, all at once (as SIGINT
+        reaches a real pipeline's whole process group: no stage outlives
+        another's death to print), the last stage first (the one that
+        writes to the terminal), free the buffers."""
+        manager = self.kernel.thread_manager
+        try:
+            manager.destroy_all(self.tids[::-1])
+        except KernelError:                  # a tid joined already: one by one
+            for tid in self.tids:
+                try:
+                    manager.destroy(tid)
+                except KernelError:
+                    pass
         for tid in self.tids:
             try:
-                DESTROY_THREAD(tid)
                 self.kernel.join(tid)
             except (KernelError, TimeoutError):
                 pass
         self.tids = []
-        self._free_buffers()
+        self.free_buffers()
 
-    def _free_buffers(self):
+    def free_buffers(self):
         for b in self.buffers:
             try:
                 b.deallocate()

@@ -18,6 +18,8 @@ The peak fill is measured by the sender just after each publish
 
 import time
 
+from ..threads import pid_alive
+
 
 class Tracer:
     """Samples one pipeline.  Thread 0 only."""
@@ -52,7 +54,8 @@ class Tracer:
         buffers = self._buffers()
         if buffers:
             self.final_buffers = buffers
-        return all(r["state"] in ("EXITED", "FAULTED") for r in threads) and len(threads) == len(names)
+        return len(threads) == len(names) and all(r["state"] in ("EXITED", "FAULTED") or r["pid"] and not pid_alive(r["pid"])
+                                                  for r in threads)   # (a VP killed: the shell's join buries it)
 
     def _wait_words(self, waits_for):
         """'receive 7' -> 'receive from buffer 2' (the pipeline's own numbering)."""

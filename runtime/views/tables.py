@@ -27,8 +27,10 @@ def size_text(n):
     return f"{n} B"
 
 
-def threads_table(rows, title="threads", processors=None, show_boot=False):
-    """One row per thread: state, what it waits for, CPU time and switches.
+def threads_table(rows, title="threads", processors=None, show_boot=False, pool=None):
+    """One row per thread: state, what it waits for, CPU time and switches;
+    with a pool (its statistics), which VP runs each thread: "pool" (a
+    ready VP it was handed to) or "fork" (a process started for it).
 
     RUNNING means "holds a processor", as the demos say.  Thread 0, the boot
     program, is the console and runs outside a processors= limit: under a
@@ -40,11 +42,17 @@ def threads_table(rows, title="threads", processors=None, show_boot=False):
         busy = f"   processors busy {processors['busy']}/{processors['count']}, {processors['waiting']} waiting"
     t = Table(title=f"{title}{busy}", title_justify="left", caption_justify="left")
     faults = any(r["faults"] for r in rows)        # a column only where a page fault happened
+    pooled = bool(pool and pool["capacity"])
     for col, just in [("tid", "right"), ("name", "left"), ("state", "left"), ("waits for", "left"),
-                      ("cpu ms", "right"), ("switches\nvol/invol", "right"), ("faults", "right"), ("pid", "right")]:
-        if col != "faults" or faults:
+                      ("cpu ms", "right"), ("switches\nvol/invol", "right"), ("faults", "right"), ("pid", "right"),
+                      ("VP", "left")]:
+        if (col != "faults" or faults) and (col != "VP" or pooled):
             t.add_column(col, justify=just, no_wrap=col == "state", overflow="fold")
     t.caption = "switches: voluntary (YIELD, blocking) / involuntary (clock)"
+    if pooled:
+        idle = sum(1 for v in pool["vps"] if v["state"] == "idle")
+        t.caption += (f"\nVP: pool (handed to a ready VP) or fork (a process started for it); "
+                      f"pool: {idle} of {len(pool['vps'])} VPs idle, {pool['keep']} kept ready")
     if show_boot and limited:
         t.caption += "\nthread 0 (boot) is the console, outside the processor limit"
     for r in rows:
@@ -57,6 +65,8 @@ def threads_table(rows, title="threads", processors=None, show_boot=False):
             state = f"{state} ({r['reason']})"
         cells = [str(r["tid"]), r["name"][:16], state_text(state), r["waits_for"], f"{r['run_ms']:.0f}",
                  f"{r['voluntary']}/{r['involuntary']}"] + ([str(r["faults"])] if faults else []) + [str(r["pid"])]
+        if pooled:
+            cells.append("" if r["tid"] == 0 else r["started"])
         t.add_row(*cells)
     return t
 
@@ -125,7 +135,7 @@ def kernel_view(stats, title):
     names.update({f"eventcount {r['id']}": f"eventcount {r['id']} {r['name']!r}"
                   for r in stats["eventcounts"]["eventcounts"]})
     threads = [dict(r, waits_for=_named(r["waits_for"], names)) for r in stats["threads"]]
-    parts = [threads_table(threads, title, stats["processors"], show_boot=True)]
+    parts = [threads_table(threads, title, stats["processors"], show_boot=True, pool=stats.get("pool"))]
     if stats["buffers"]:
         parts.append(buffers_table(stats["buffers"]))
     if stats["locks"]["locks"]:
@@ -170,19 +180,19 @@ def trace_tables(tracer, status):
     for ms, who, what in shown:
         timeline.add_row("" if ms is None else f"{ms:.2f}", who, what)
     stages = Table(title=f"stages (exit status of the pipeline: {status})", title_justify="left")
-    for col in ("tid", "pid", "command", "state", "exit status", "cpu ms", "vol", "invol"):
-        stages.add_column(col)
+    for col in ("tid", "pid", "VP", "command", "state", "exit status", "cpu ms", "vol", "invol"):
+        stages.add_column(col, overflow="fold")
     names = dict(zip(tracer.pipeline.joined, tracer.pipeline.names))
     statuses = tracer.pipeline.statuses
     for r in tracer.final_threads:
         exit_status = statuses.get(r["tid"], "")
         if exit_status == SIGPIPE_STATUS:
             exit_status = "141 (broken pipe)"
-        stages.add_row(str(r["tid"]), str(r["pid"]), names.get(r["tid"], r["name"]), state_text(r["state"]),
+        stages.add_row(str(r["tid"]), str(r["pid"]), r["started"], names.get(r["tid"], r["name"]), state_text(r["state"]),
                        str(exit_status), f"{r['run_ms']:.1f}", str(r["voluntary"]), str(r["involuntary"]))
     buffers = Table(title="bounded buffers between the stages", title_justify="left")
     for col in ("buffer", "between", "messages", "bytes", "peak fill", "sender waits", "receiver waits"):
-        buffers.add_column(col)
+        buffers.add_column(col, overflow="fold")
     names = tracer.pipeline.names
     for i, row in tracer.final_buffers:
         buffers.add_row(f"{i + 1}", f"{names[i]} | {names[i + 1]}", str(row["sent"]), str(row["bytes_sent"]),

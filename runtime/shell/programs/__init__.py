@@ -32,7 +32,7 @@ Known differences from GNU (by design or not yet supported):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ._base import iter_blocks, iter_lines
 from .grep import grep

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 CHUNK = 65536          # preferred size of writes to stdout
 READ_CHUNK = 262144    # preferred size of reads from inputs

@@ -19,7 +19,6 @@ import os
 import pwd
 import stat
 import time
-from fractions import Fraction
 
 from ._base import program, quote, strerror
 
@@ -38,6 +37,7 @@ def human_size(n: int) -> str:
     while amount >= 1024 and exp < len(SUFFIXES):
         amount //= 1024
         exp += 1
+    from fractions import Fraction          # (-h only: not imported by every shell)
     exact = Fraction(n, 1024 ** exp)
     if amount < 10:
         tenths = math.ceil(exact * 10)
@@ -80,6 +80,7 @@ class _Lister:
         self.now_ns = time.time_ns()
         self.users: dict[int, str | None] = {}
         self.groups: dict[int, str | None] = {}
+        self.dates: dict[tuple, str] = {}
         self.status = 0
         self.first_dir = True
 
@@ -94,18 +95,22 @@ class _Lister:
         return sorted(entries, key=key, reverse=self.reverse)
 
     def read_dir(self, path: str) -> list[Entry]:
-        names = os.listdir(path)
-        if self.all:
-            names += [".", ".."]
-        elif not self.almost_all:
-            names = [n for n in names if not n.startswith(".")]
         entries = []
-        for name in names:
-            full = os.path.join(path, name)
-            try:
-                entries.append(Entry(name, full, os.lstat(full)))
-            except OSError:
-                continue
+        with os.scandir(path) as listing:            # (each entry's path without a join per name)
+            for d in listing:
+                if d.name.startswith(".") and not (self.all or self.almost_all):
+                    continue
+                try:
+                    entries.append(Entry(d.name, d.path, d.stat(follow_symlinks=False)))
+                except OSError:
+                    continue
+        if self.all:
+            for name in (".", ".."):
+                full = os.path.join(path, name)
+                try:
+                    entries.append(Entry(name, full, os.lstat(full)))
+                except OSError:
+                    continue
         return self.sorted(entries)
 
     # -- output
@@ -171,11 +176,15 @@ class _Lister:
         return human_size(st.st_size) if self.human else str(st.st_size)
 
     def date_text(self, mtime_ns: int) -> str:
-        t = time.localtime(mtime_ns // 10**9)
-        month_day = f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d}"
-        if self.now_ns - SIX_MONTHS_NS < mtime_ns <= self.now_ns:
-            return f"{month_day} {t.tm_hour:02d}:{t.tm_min:02d}"
-        return f"{month_day}  {t.tm_year}"
+        recent = self.now_ns - SIX_MONTHS_NS < mtime_ns <= self.now_ns
+        key = (mtime_ns // 10**9, recent)
+        text = self.dates.get(key)               # files made together share their second
+        if text is None:
+            t = time.localtime(key[0])
+            month_day = f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d}"
+            text = f"{month_day} {t.tm_hour:02d}:{t.tm_min:02d}" if recent else f"{month_day}  {t.tm_year}"
+            self.dates[key] = text
+        return text
 
     def total_text(self, entries: list[Entry]) -> str:
         blocks = sum(e.st.st_blocks for e in entries)
