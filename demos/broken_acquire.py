@@ -151,7 +151,6 @@ def main(console, quick=False, seed=SEED):
     console.print("  Notice: the broken lock is not always wrong, just sometimes; a test that passes once proves "
                   "nothing about a race. RSM works because the hardware makes read-and-set one indivisible step.")
 
-    console.print(f"\n[bold]Step 3.[/] 受控运行 (a controlled run): the book's test-then-set ACQUIRE exactly "
-                  "(no YIELD added), two threads entering once, one at a time. The scheduler tries random "
-                  f"walks from seed {seed} (--seed) until both get in:")
+    console.print(f"\n[bold]Step 3.[/] 受控运行 (a controlled run): the book's ACQUIRE exactly (no YIELD), two "
+                  f"threads, one at a time; random walks from seed {seed} (--seed) until both get in:")
     act(console, racy, fixed, "ACQUIRE with RSM", seed)

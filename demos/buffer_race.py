@@ -495,7 +495,6 @@ def main(console, quick=False, seed=SEED):
                   "race on shared data, 数据的竞争使用); with the lock or the ticket queue each message arrives "
                   "exactly once.")
 
-    console.print(f"\n[bold]Step 5.[/] 受控运行 (a controlled run): the book's SEND again, two senders, one "
-                  "message each, one thread at a time. The scheduler tries random walks from seed "
-                  f"{seed} (--seed) until a message is lost:")
+    console.print(f"\n[bold]Step 5.[/] 受控运行 (a controlled run): the book's SEND, two senders, one message "
+                  f"each, one at a time; random walks from seed {seed} (--seed) until one is lost:")
     act(console, racy, fixed, "SEND under ACQUIRE/RELEASE", seed)

@@ -143,7 +143,6 @@ def main(console, quick=False, seed=SEED):
     console.print("  Notice: the lost updates change from run to run (that is what a race is); the lock makes "
                   "the count exact, at the price of the time in the seconds column.")
 
-    console.print(f"\n[bold]Step 4.[/] 受控运行 (a controlled run): the same two lines, each thread adding once, "
-                  "one thread at a time. The scheduler tries random walks from seed "
-                  f"{seed} (--seed) until an update is lost:")
+    console.print(f"\n[bold]Step 4.[/] 受控运行 (a controlled run): each thread adds once, one at a time; random "
+                  f"walks from seed {seed} (--seed) until an update is lost:")
     act(console, racy, fixed, "ACQUIRE/RELEASE", seed)

@@ -226,7 +226,6 @@ def main(console, quick=False, seed=SEED):
     console.print("  Notice: the broken version is slow only because the demo gives up on each lost wake-up; "
                   "in a real system those consumers would never wake.")
 
-    console.print(f"\n[bold]Step 3.[/] 受控运行 (a controlled run): one consumer, one producer, one item, step 1's "
-                  "flags with no window added, one thread at a time. The scheduler tries random walks from "
-                  f"seed {seed} (--seed) until the consumer sleeps for ever:")
+    console.print(f"\n[bold]Step 3.[/] 受控运行 (a controlled run): step 1's flags, one item, one thread at a "
+                  f"time; random walks from seed {seed} (--seed) until the consumer sleeps for ever:")
     act(console, racy, fixed, "AWAIT/ADVANCE", seed)

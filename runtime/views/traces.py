@@ -94,8 +94,8 @@ def failure_view(failure, token_hint=True, threads=None, inline=False, limit=Non
     if failure.trace:
         parts += [Text(f"found by {failure.strategy} (run {failure.run}); shrunk to {failure.preemptions} "
                        f"preemption{'s' if failure.preemptions != 1 else ''}, {len(failure.trace)} steps"),
-                  trace_table(failure.trace, title="the failing schedule", threads=threads, inline=inline,
-                              limit=limit)]
+                  trace_table(failure.trace, title=None if inline else "the failing schedule", threads=threads,
+                              inline=inline, limit=limit)]
         if not inline:
             parts.append(source_lines(failure.trace))
     else:
