@@ -62,7 +62,9 @@ what "write the data, then publish the counter" and "read the counter, then
 the data" need.  Elsewhere (ARM64) the cells are seq-cst atomics instead and
 the lock is freed on every exit.
 
-The side arena's byte layout is drawn in buffer_layout.py.
+The side arena's byte layout is drawn in buffer_layout.py; bulk and
+zero-copy transfers are in buffer_bulk.py, and the ring as seen from
+outside (the controlled gate, statistics, invariants) in buffer_view.py.
 
 Blocking calls and their twins.  send and receive block (on the side lock,
 then for space or a message); send_nowait and receive_nowait do the same
@@ -84,12 +86,12 @@ import pickle
 import time
 
 from . import atomics
-from . import mutex
 from .atomics import SEQ_CST
 from .buffer_bulk import BulkTransfers
+from .buffer_view import RingView
 from .buffer_layout import (DEALLOCATED, ENTRY, KIND_SHIFT, LENGTH, MAGIC, R_FLAGS, R_ENTRIES, R_ID, R_IN,
                             R_MAGIC, R_OUT, R_RDIED, R_RLOCK, R_RPEAK, R_RSLEEP, R_RWAITS, R_RXSEQ, R_SDIED,
-                            R_SLOCK, R_SPEAK, R_SPEAKB, R_SSLEEP, R_SWAITS, R_TXSEQ, PICKLED, RAW, READERS_GONE,
+                            R_SLOCK, R_SPEAK, R_SPEAKB, R_SSLEEP, R_SWAITS, R_TXSEQ, READERS_GONE,
                             SEND_STOP, WRITERS_GONE, data_offset, encode, entry as _entry, word as _word)
 from .errors import (BufferDeallocated, EndOfStream, MessageTooLarge, OutOfResources, ReaderClosed,
                      StreamClosed, WouldBlock)
@@ -112,7 +114,7 @@ def _host_running():
         return 0
 
 
-class Ring(BulkTransfers):
+class Ring(BulkTransfers, RingView):
     """One process's view of one buffer's side arena.
 
     Built once per process per buffer (buffer_table.Buffers caches it) and
@@ -577,35 +579,6 @@ class Ring(BulkTransfers):
     def _bump(self, off):
         _word.pack_into(self.mm, off, _word.unpack_from(self.mm, off)[0] + 1)
 
-    # --- can a call proceed now? (the gate of a controlled run asks; any process) -------
-
-    def can_send(self, size, tid, threads):
-        """Would a SEND of `size` bytes by thread tid run now, without waiting
-        (it succeeds, or it raises because the buffer is gone or closed)?"""
-        if self.c_flags.value & SEND_STOP or self.ends_check() & READERS_GONE:
-            return True
-        if self._held_by_other(self.tx, tid, threads):
-            return False
-        i, o = self.c_in.value, self.c_out.value
-        start = self._head(i)
-        tail = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)[0] if o < i else start
-        return i < o + self.n and start + size <= tail + self.capacity
-
-    def can_receive(self, tid, threads):
-        """Would a RECEIVE by thread tid run now (a message, or end of stream)?"""
-        if self.c_flags.value & DEALLOCATED:
-            return True
-        if self._held_by_other(self.rx, tid, threads):
-            return False
-        if self.c_in.value > self.c_out.value:
-            return True
-        return bool((self.c_flags.value | self.ends_check()) & WRITERS_GONE)
-
-    @staticmethod
-    def _held_by_other(lock, tid, threads):
-        h = lock.holder()
-        return h is not None and h != tid and mutex._holder_state_live(threads, h)
-
     # --- close, deallocate, death, statistics (any process, no binding needed) ---------
 
     def set_flags(self, bits):
@@ -624,39 +597,3 @@ class Ring(BulkTransfers):
     def mark_owner_died(self, tid):
         """Death hook (burier): a lock dead thread tid holds becomes DIED; waiters wake."""
         return [self.tx.mark_owner_died(tid), self.rx.mark_owner_died(tid)]
-
-    def counters(self):
-        """A racy snapshot of the counters (statistics, monitor)."""
-        w = lambda off: _word.unpack_from(self.mm, off)[0]  # noqa: E731
-        i, o = w(R_IN), w(R_OUT)   # `in` first: i - o is at most the fill at either read, so never above
-        head = tail = 0            # the peak, but negative if messages came and went in between
-        if i:
-            head = self._head(i)
-            tail = _entry.unpack_from(self.mm, self.ents + o % self.n * ENTRY)[0] if o < i else head
-        return dict(
-            sent=i, received=o, bytes_sent=head, fill=max(0, i - o), fill_bytes=max(0, head - tail),
-            peak_fill=max(w(R_SPEAK), w(R_RPEAK), i - o), peak_bytes=max(w(R_SPEAKB), head - tail),
-            send_waits=w(R_SWAITS), receive_waits=w(R_RWAITS),
-            send_takeovers=w(R_SDIED), receive_takeovers=w(R_RDIED), flags=w(R_FLAGS),
-            send_holder=self.tx.holder(), receive_holder=self.rx.holder())
-
-    def check_invariants(self):
-        """Structural invariants of a quiet ring (tests).  AssertionError if broken."""
-        w = lambda off: _word.unpack_from(self.mm, off)[0]  # noqa: E731
-        i, o, n, cap = w(R_IN), w(R_OUT), self.n, self.capacity
-        assert 0 <= o <= i, f"buffer {self.id}: out {o} > in {i}"
-        assert i - o <= n, f"buffer {self.id}: {i - o} messages in a ring of {n}"
-        first = prev_end = None
-        for k in range(o, i):
-            s, meta = _entry.unpack_from(self.mm, self.ents + k % n * ENTRY)
-            size = meta & LENGTH
-            assert meta >> KIND_SHIFT in (RAW, PICKLED), f"message {k} has kind {meta >> KIND_SHIFT}"
-            assert 0 <= size <= cap, f"message {k} has length {size}"
-            assert prev_end is None or s == prev_end, f"message {k} starts at {s}, not at {prev_end}"
-            first = s if first is None else first
-            prev_end = s + size
-        if first is not None:
-            assert prev_end - first <= cap, f"buffer {self.id}: {prev_end - first} bytes in a ring of {cap}"
-        assert w(R_FLAGS) & ~(DEALLOCATED | WRITERS_GONE | READERS_GONE) == 0, "unknown flag bits"
-        for off in (R_SSLEEP, R_RSLEEP):
-            assert w(off) in (0, 1), f"sleep word {w(off)}"

@@ -158,7 +158,7 @@ def receive_many(call, max_messages, seconds):
     timeout(call, seconds)
 
 
-# --- the values of Kernel's part settings (kernel.PART_SETTINGS has the names) ------
+# --- the values of Kernel's part settings (config.PART_SETTINGS has the names) ------
 
 def _count(lo, hi=None):
     what = f"an int >= {lo}" if hi is None else f"an int from {lo} to {hi}"
@@ -199,7 +199,7 @@ _SETTINGS = {
 def part_settings(settings):
     """Kernel(**part_settings)'s values, checked before anything is built:
     TypeError / ValueError naming Kernel and the setting.  (The names were
-    checked against kernel.PART_SETTINGS; a setting without a check here is
+    checked against config.PART_SETTINGS; a setting without a check here is
     checked by its part at boot.)"""
     for name, value in settings.items():
         check = _SETTINGS.get(name)

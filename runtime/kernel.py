@@ -29,8 +29,6 @@ process, read by anyone):
      32   8  next_id     fetch_add by anyone: ids for side arenas
 """
 
-import dataclasses
-import difflib
 import inspect
 import multiprocessing
 import os
@@ -39,10 +37,10 @@ import signal
 import struct
 import sys
 import threading
-import time
 
 from . import atomics, checks
 from .arena import Arena, Layout, new_name
+from .config import Config, check_settings
 from .context import Context, current_or_none
 from .errors import KernelError, NoSuchAddressSpace
 from .processors import Processors
@@ -52,14 +50,15 @@ from .eventcounts import EventcountTable
 from .locks import LockTable
 from .memory.vm import VirtualMemory
 from .pool import Pool, pool_main
-from .thread_manager import ThreadManager, wait_pid_exit
-from .threads import DONE, ThreadTable, pid_alive
+from .thread_manager import ThreadManager
+from .threads import ThreadTable, pid_alive
 from .vp import ThreadExit, vp_main
 from . import sched
 from .sched import board, strategies, wiring
 from . import race_wiring, racelog
+from .races import of_kernel as races_of
 from .sched.board import MAX_CONTROLLED_THREADS
-from .sched.trace import FileCheck, make_token, read_trace
+from .sched.trace import FileCheck, kernel_token, read_trace
 
 MAGIC = b"VOSKERN2"   # 2: the thread table has a header.  A monitor (vos top, vos clean) of another
                       # version refuses the arena (ValueError) instead of misreading it
@@ -83,80 +82,6 @@ PARTS = [
 ]
 
 
-# The parts' own settings, Kernel(**part_settings): name -> (default, what it sets).
-# This table is the only list of them: Kernel() refuses any other name with a
-# TypeError that names the closest valid one (a typo such as `polcy="lru"`
-# must not boot a machine that silently runs with the default), and
-# Config.get() refuses to read an undeclared one.  A new setting is one line
-# here; its part reads it with config.get(name) and checks its value.
-PART_SETTINGS = {
-    "policy": ("clock", "page replacement: clock, fifo, lru or random (memory/policies.py)"),
-    "resident_limit": (0, "most frames one address space may hold (0: no limit)"),
-    "page_limit": (0, "most pages one address space may map (0: no limit)"),
-    "max_address_spaces": (64, "address-space table size"),
-    "address_space_pages": (4096, "virtual pages per address space"),
-    "max_blocks": (1024, "block table size (ALLOCATE_BLOCK)"),
-    "swap_pages": (None, "pages of swap (default: max(16384, 4 * frames))"),
-    "max_locks": (1024, "lock table size"),
-    "max_eventcounts": (1024, "eventcount and sequencer table size"),
-    "sync_slice": (0.25, "longest single futex sleep of ACQUIRE and AWAIT, in seconds"),
-    "sync_spin": (True, "ACQUIRE and AWAIT spin a little before they sleep"),
-    "max_buffers": (256, "bounded-buffer table size"),
-    "buffer_bias": (True, "bounded-buffer side locks are biased (buffer_ring.py)"),
-    "buffer_malloc_tuning": (True, "tune glibc malloc for large messages (bounded_buffer.py)"),
-    "max_bundles": (8, "bundle table size (bundle.py: ALLOCATE_BUNDLE)"),
-    "bundle_senders": (64, "sending threads a bundle can number over its life (bundle.py)"),
-    "pool": (0, "idle VPs kept ready for ALLOCATE_THREAD (pool.py); 0: a process is forked per thread"),
-    "races": (False, "report data races: k.races() (races.py)"),
-    # set by Kernel(schedule=..., max_steps=...), not given directly:
-    "schedule": (None, "the strategy of a controlled run (sched/), None when it runs freely"),
-    "max_steps": (None, "a controlled run's step budget (StepLimit beyond it)"),
-}
-
-
-def _check_settings(part_settings):
-    """TypeError for keywords that are neither parameters of Kernel() nor part
-    settings, naming each one and the closest valid name."""
-    params = [p for p in inspect.signature(Kernel.__init__).parameters if p not in ("self", "part_settings")]
-    valid = params + list(PART_SETTINGS)
-    unknown = sorted(set(part_settings) - set(PART_SETTINGS))
-    if not unknown:
-        return
-    words = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, valid, n=1)
-        words.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
-    s = "s" if len(unknown) > 1 else ""
-    message = f"Kernel() got unexpected keyword argument{s} {', '.join(words)}"
-    if not all(difflib.get_close_matches(name, valid, n=1) for name in unknown):
-        message += f"; the options are {', '.join(valid)}"
-    raise TypeError(message)
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything a process needs to rebuild the kernel's layout.  Picklable."""
-    processors: int | None = None
-    frames: int = 256
-    page_size: int = 4096
-    swap: str | None = None
-    seed: int | None = None
-    max_threads: int = 256
-    quantum: float = 0.01
-    start_method: str = "fork"
-    extra: tuple = ()          # (name, value) pairs for the parts' own settings
-
-    def get(self, name, default=None):
-        """A part setting: the value given to Kernel(), else `default`, else the
-        default in PART_SETTINGS.  KeyError for a name PART_SETTINGS lacks."""
-        if name not in PART_SETTINGS:
-            raise KeyError(f"{name!r} is not a Kernel setting: declare it in kernel.PART_SETTINGS")
-        given = dict(self.extra)
-        if name in given:
-            return given[name]
-        return PART_SETTINGS[name][0] if default is None else default
-
-
 class Kernel:
     """The machine.  docs/REFERENCE.md describes every call and every option.
 
@@ -170,14 +95,15 @@ class Kernel:
     (max_threads defaults to 64 there, 256 otherwise) and max_steps steps
     (20000 by default).
 
-    part_settings: the names in PART_SETTINGS.  An unknown option or a bad
+    part_settings: the names in config.PART_SETTINGS.  An unknown option or a bad
     value is a TypeError / ValueError at once, naming it.
     """
 
     def __init__(self, processors=None, frames=256, page_size=4096, swap=None, seed=None, *,
                  max_threads=None, quantum=0.01, start_method=None, schedule=None, max_steps=None,
                  **part_settings):
-        _check_settings(part_settings)
+        check_settings(part_settings, [p for p in inspect.signature(Kernel.__init__).parameters
+                                       if p not in ("self", "part_settings")])
         checks.part_settings(part_settings)
         checks.optional_integer("Kernel", "processors as an int >= 1, or None for no limit", processors, 1)
         checks.integer("Kernel", "frames as an int from 1 to 2**31 - 1", frames, 1, (1 << 31) - 1)
@@ -406,7 +332,7 @@ class Kernel:
             raise KernelError("restart() is for thread 0 of the kernel, between runs")
         if schedule is not None:
             self._schedule = sched.parse(schedule, seed)
-        self._recycle()
+        self.thread_manager.recycle()
         self.threads.reset()
         self.processors.boot()
         for part in self.parts:
@@ -418,79 +344,23 @@ class Kernel:
         ctx = current_or_none()
         ctx.gate.inside = False
 
-    def _recycle(self, timeout=2.0):
-        """Every VP of the run leaves its gate (Recycle) and goes back to its
-        pool or ends; what has not within `timeout` is killed."""
-        b = self.sched
-        b.put(board.H_ABORT, board.ABORT_RECYCLE)
-        live = [(slot, tid, pid) for slot, tid, pid, st in self.threads.live_slots()
-                if slot != 0 and pid > 0 and st not in DONE]       # (ended threads' VPs need nothing)
-        if not live:
-            return
-        for slot, _tid, _pid in live:
-            atomics.store(b.turn_addr(slot), 1)
-            atomics.futex_wake(b.turn_addr(slot), 1)
-        pooled = set(self.pool.pids())
-        deadline = time.monotonic() + timeout
-        for _slot, tid, pid in live:
-            proc = self.thread_manager._procs.pop(tid, None)
-            if pid in pooled:
-                continue
-            if proc is not None:
-                proc.join(max(0.0, deadline - time.monotonic()))
-            else:
-                wait_pid_exit(pid, max(0.0, deadline - time.monotonic()))
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                wait_pid_exit(pid, 5)
-                _reap(pid)
-        if not self.pool.settle(max(0.1, deadline - time.monotonic())):
-            for pid in self.pool.pids():                  # stuck in the program's own code: replaced later
-                if self.pool_busy(pid):
-                    os.kill(pid, signal.SIGKILL)
-            self.pool.sweep()
-
-    def pool_busy(self, pid):
-        from .pool import E_PID, E_STATE, IDLE
-        return any(self.pool.get(e, E_PID) == pid and self.pool.get(e, E_STATE) != IDLE
-                   for e in range(self.pool.capacity))
-
     def shutdown(self):
         """End every VP, remove every segment and swap file.  Idempotent."""
         if self.arena is None or self._owner_pid != os.getpid():
             return
         if self.sched is not None:
             try:
-                self._last_run = (read_trace(self), self._make_token(),
-                                  self._races() if self.config.get("races") else [])
+                self._last_run = (read_trace(self), kernel_token(self),
+                                  races_of(self) if self.config.get("races") else [])
             except Exception as e:  # noqa: BLE001 - the kernel must come down whatever happened
                 print(f"vos: could not keep the controlled run's trace: {e}", file=sys.stderr)
         elif self.config.get("races"):
-            self._last_races = self._races()
+            self._last_races = races_of(self)
         _i64.pack_into(self.arena.buf, H_STATE, SHUTDOWN)
         try:
-            self._end_all_vps()
+            self.thread_manager.end_all()
         finally:
             self._teardown()
-
-    def _end_all_vps(self):
-        victims = [(tid, pid) for slot, tid, pid, state in self.threads.live_slots() if slot != 0 and pid > 0]
-        for _tid, pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        procs = self.thread_manager._procs
-        for tid, pid in victims:
-            proc = procs.pop(tid, None)
-            if proc is not None:
-                proc.join(5)
-            else:
-                wait_pid_exit(pid, 5)
-                _reap(pid)
-        for proc in procs.values():
-            proc.join(5)
-        procs.clear()
 
     def _teardown(self):
         for part in reversed(getattr(self, "parts", [])):
@@ -608,21 +478,7 @@ class Kernel:
             raise KernelError("races(): boot the Kernel with races=True to have them reported")
         if self.arena is None:
             return list(self._last_run[2] if self._last_run else getattr(self, "_last_races", []))
-        return self._races()
-
-    def _races(self):
-        from . import races
-        if self.sched is not None:
-            events, token = races.trace_events(self), self._make_token()
-        else:
-            events, token = self.racelogs.events(), None
-            if self.racelogs.truncated or self.racelogs.dropped:
-                import warnings
-                warnings.warn(f"race log: threads {self.racelogs.truncated} filled their logs "
-                              f"({racelog.RECORDS} events) and {self.racelogs.dropped} found none "
-                              f"(at most {racelog.LOGS}): their later accesses were not checked", stacklevel=3)
-        return races.detect(events, self.vm.block_name, lambda i: self.locks.name_of(i) or f"lock {i}", token,
-                            self.config.page_size, fifo=self.sched is not None)
+        return races_of(self)
 
     @property
     def token(self):
@@ -632,25 +488,7 @@ class Kernel:
             raise KernelError("token: this kernel runs freely; boot it with schedule=... for a token")
         if self.arena is None:
             return self._last_run[1] if self._last_run else None
-        return self._make_token()
-
-    def _make_token(self):
-        b = self.sched
-        chosen, files = [], set()
-        for step in read_trace(self):
-            chosen.append(step.tid)
-        for i in range(len(chosen)):
-            site = b.site(b.step_words(i)[5])
-            if site:
-                files.add(site.rpartition(":")[0])
-        c = self.config
-        options = {k: v for k, v in (("page_size", c.page_size), ("frames", c.frames),
-                                     ("max_threads", c.max_threads), ("max_steps", c.get("max_steps")))
-                   if v != {"page_size": 4096, "frames": 256, "max_threads": 64,
-                            "max_steps": sched.DEFAULT_MAX_STEPS}[k]}
-        options.update((k, v) for k, v in c.extra                 # the machine's shape, for `vos replay`
-                       if k not in ("schedule", "max_steps", "pool") and v != PART_SETTINGS[k][0])
-        return make_token(chosen, files, options, getattr(self, "program", None))
+        return kernel_token(self)
 
     def thread_info(self):
         """One dict per thread (state, waits_for, run time, switches, ...), lock-free."""
@@ -693,13 +531,6 @@ def _start_ticks(pid):
             return int(f.read().rsplit(b")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return 0
-
-
-def _reap(pid):
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _set_subreaper(on):

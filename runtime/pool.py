@@ -248,6 +248,10 @@ class Pool:
         """Pids of this kernel's pool VPs (shutdown ends them)."""
         return [self.get(e, E_PID) for e in range(self.capacity) if self.get(e, E_STATE) != EMPTY]
 
+    def busy(self, pid):
+        """Is pool VP `pid` anything but idle (running or restoring a thread)?"""
+        return any(self.get(e, E_PID) == pid and self.get(e, E_STATE) != IDLE for e in range(self.capacity))
+
     def shutdown(self):
         """(kernel process) End every pool VP (they hold nothing: SIGKILL)."""
         for e, proc in list(self._procs.items()):

@@ -263,4 +263,24 @@ def trace_events(kernel):
     return out
 
 
-__all__ = ["Access", "Race", "Event", "detect", "trace_events"]
+def of_kernel(kernel):
+    """The races of a kernel's run so far: from the board's trace in a
+    controlled run (with its replay token), from the threads' race logs
+    (racelog.py) in a free one."""
+    if kernel.sched is not None:
+        from .sched.trace import kernel_token
+        events, token = trace_events(kernel), kernel_token(kernel)
+    else:
+        logs = kernel.racelogs
+        events, token = logs.events(), None
+        if logs.truncated or logs.dropped:
+            import warnings
+            from .racelog import LOGS, RECORDS
+            warnings.warn(f"race log: threads {logs.truncated} filled their logs ({RECORDS} events) and "
+                          f"{logs.dropped} found none (at most {LOGS}): their later accesses were not checked",
+                          stacklevel=3)
+    return detect(events, kernel.vm.block_name, lambda i: kernel.locks.name_of(i) or f"lock {i}", token,
+                  kernel.config.page_size, fifo=kernel.sched is not None)
+
+
+__all__ = ["Access", "Race", "Event", "detect", "trace_events", "of_kernel"]

@@ -252,6 +252,71 @@ class ThreadManager:
             ctx.gate.done()
             ctx.gate.depart()
 
+    # --- the end of a run, the end of the machine (kernel process) ------------------
+
+    def recycle(self, timeout=2.0):
+        """The end of a controlled run (Kernel.restart): every VP of the run
+        leaves its gate (Recycle) and goes back to its pool or ends; what has
+        not within `timeout` is killed."""
+        from .sched import board
+        k = self.kernel
+        b = k.sched
+        b.put(board.H_ABORT, board.ABORT_RECYCLE)
+        live = [(slot, tid, pid) for slot, tid, pid, st in self.threads.live_slots()
+                if slot != 0 and pid > 0 and st not in DONE]       # (ended threads' VPs need nothing)
+        if not live:
+            return
+        for slot, _tid, _pid in live:
+            atomics.store(b.turn_addr(slot), 1)
+            atomics.futex_wake(b.turn_addr(slot), 1)
+        pooled = set(k.pool.pids())
+        deadline = time.monotonic() + timeout
+        for _slot, tid, pid in live:
+            proc = self._procs.pop(tid, None)
+            if pid in pooled:
+                continue
+            if proc is not None:
+                proc.join(max(0.0, deadline - time.monotonic()))
+            else:
+                wait_pid_exit(pid, max(0.0, deadline - time.monotonic()))
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_pid_exit(pid, 5)
+                reap(pid)
+        if not k.pool.settle(max(0.1, deadline - time.monotonic())):
+            for pid in k.pool.pids():                  # stuck in the program's own code: replaced later
+                if k.pool.busy(pid):
+                    os.kill(pid, signal.SIGKILL)
+            k.pool.sweep()
+
+    def end_all(self):
+        """Kernel shutdown: SIGKILL every VP (a VP holds nothing the host must clean) and reap it."""
+        victims = [(tid, pid) for slot, tid, pid, state in self.threads.live_slots() if slot != 0 and pid > 0]
+        for _tid, pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        procs = self._procs
+        for tid, pid in victims:
+            proc = procs.pop(tid, None)
+            if proc is not None:
+                proc.join(5)
+            else:
+                wait_pid_exit(pid, 5)
+                reap(pid)
+        for proc in procs.values():
+            proc.join(5)
+        procs.clear()
+
+
+def reap(pid):
+    """Collect a child's exit status if it has one (no zombie left)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
 
 def wait_pid_exit(pid, timeout):
     """Wait until process pid (any process, not only a child) has exited."""

@@ -38,7 +38,7 @@ from runtime.errors import Hang, KernelError, StepLimit, WouldBlock
 from runtime.eventcounts import Eventcount, Sequencer
 from runtime.locks import Lock
 from runtime.memory import AddressSpace
-from runtime.kernel import PART_SETTINGS
+from runtime.config import PART_SETTINGS
 from runtime.textbook import (ACQUIRE, ADVANCE, ALLOCATE_BLOCK, ALLOCATE_BOUNDED_BUFFER, ALLOCATE_EVENTCOUNT,
                               ALLOCATE_LOCK, ALLOCATE_SEQUENCER, ALLOCATE_THREAD, AWAIT, CREATE_ADDRESS_SPACE,
                               DEALLOCATE_BOUNDED_BUFFER, DELETE_ADDRESS_SPACE, DESTROY_THREAD, EXIT_THREAD,

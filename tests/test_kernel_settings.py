@@ -3,7 +3,7 @@
 import pytest
 
 from runtime import Kernel
-from runtime.kernel import PART_SETTINGS, Config
+from runtime.config import PART_SETTINGS, Config
 
 
 def test_a_misspelt_option_names_itself_and_the_closest_valid_one():

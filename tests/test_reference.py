@@ -1,7 +1,7 @@
 """docs/REFERENCE.md, the users' reference, stays true.
 
 Every name `from runtime.textbook import *` gives, every parameter of
-Kernel.__init__ and every part setting of kernel.PART_SETTINGS (each with
+Kernel.__init__ and every part setting of config.PART_SETTINGS (each with
 its default), and every error class of runtime.errors is documented there.  A
 call, option or error added later fails here until the page describes it.
 """
@@ -14,7 +14,7 @@ import pytest
 
 import runtime
 from runtime import Kernel, errors, textbook
-from runtime.kernel import PART_SETTINGS
+from runtime.config import PART_SETTINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(runtime.__file__)))
 REFERENCE = os.path.join(ROOT, "docs", "REFERENCE.md")
@@ -59,7 +59,7 @@ def test_every_kernel_parameter_is_documented_with_its_default(page):
 def test_every_part_setting_is_documented_with_its_default(page):
     for name, (default, _meaning) in PART_SETTINGS.items():
         row = table_row(page, name)
-        assert row is not None, f"Kernel setting {name!r} (kernel.PART_SETTINGS) has no row in docs/REFERENCE.md"
+        assert row is not None, f"Kernel setting {name!r} (config.PART_SETTINGS) has no row in docs/REFERENCE.md"
         assert gives_default(row, default), f"the row of {name!r} does not give its default {default!r}"
 
 

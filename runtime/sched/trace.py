@@ -148,6 +148,29 @@ def make_token(chosen, files=(), options=None, program=None):
     return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def kernel_token(kernel):
+    """The token of a controlled kernel's current run: the tids chosen, the
+    files its steps went through, the options that shape the machine (those
+    not at their default) and the program when known."""
+    from ..config import PART_SETTINGS
+    from . import DEFAULT_MAX_STEPS
+    b = kernel.sched
+    chosen = [step.tid for step in read_trace(kernel)]
+    files = set()
+    for i in range(len(chosen)):
+        site = b.site(b.step_words(i)[5])
+        if site:
+            files.add(site.rpartition(":")[0])
+    c = kernel.config
+    defaults = {"page_size": 4096, "frames": 256, "max_threads": 64, "max_steps": DEFAULT_MAX_STEPS}
+    options = {k: v for k, v in (("page_size", c.page_size), ("frames", c.frames),
+                                 ("max_threads", c.max_threads), ("max_steps", c.get("max_steps")))
+               if v != defaults[k]}
+    options.update((k, v) for k, v in c.extra                 # the machine's shape, for `vos replay`
+                   if k not in ("schedule", "max_steps", "pool") and v != PART_SETTINGS[k][0])
+    return make_token(chosen, files, options, getattr(kernel, "program", None))
+
+
 def read_token(token):
     """(choices, files, options, program) of a token; ValueError if it is not one."""
     if not isinstance(token, str) or not token.startswith(PREFIX):
