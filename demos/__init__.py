@@ -10,10 +10,16 @@ runs demos/broken_acquire.py) and has
 
 A demo narrates in numbered steps, tells the student what to notice, and
 finishes in seconds (`quick=True`, used by the smoke tests, makes it shorter).
+A race demo's main also takes `seed=SEED`: its last act, a controlled run
+(demos/_controlled.py), prints the same thing for the same seed, every time
+(`vos demo counter --seed 3`).
 """
 
 import importlib
+import inspect
 import pkgutil
+
+SEED = 1        # the seed of the demos' controlled acts when none is given
 
 
 def all_demos():
@@ -34,3 +40,12 @@ def get(name):
         if n == name:
             return mod
     raise KeyError(name)
+
+
+def run(mod, console, quick=False, seed=None):
+    """Run one demo: main(console, quick=...), with seed=... when its main
+    takes a seed and one is given (else the demo's own default)."""
+    options = {"quick": quick}
+    if seed is not None and "seed" in inspect.signature(mod.main).parameters:
+        options["seed"] = seed
+    mod.main(console, **options)

@@ -79,13 +79,15 @@ class TestThenSetLock:
     name = "test-then-set (broken)"
     __test__ = False  # not a pytest class, despite its name
 
-    def __init__(self, vaddr):
+    def __init__(self, vaddr, window=True):
         self.vaddr = vaddr
+        self.window = window         # False: the book's code exactly (a controlled run needs no wider window)
 
     def acquire(self):
         while LOAD(self.vaddr) == LOCKED:
             YIELD()
-        YIELD()  # the window between the test and the set, made wide enough to see
+        if self.window:
+            YIELD()  # the window between the test and the set, made wide enough to see
         STORE(self.vaddr, LOCKED)
 
     def release(self):

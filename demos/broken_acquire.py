@@ -25,12 +25,22 @@ In vos, RSM is a real atomic exchange on the word behind the virtual address
 (runtime/memory/pager.py).  The spin loop YIELDs instead of "do nothing", to
 give its processor to the holder.  Exact, every time.
 
+Step 3 is 受控运行, a controlled run (demos/_controlled.py): the book's
+test-then-set ACQUIRE exactly (no YIELD added: the scheduler finds the
+window by itself), two threads entering once, one thread at a time, the
+choices random walks from a seed (`vos demo broken-acquire --seed 3`).  The
+schedule that lets both in is shrunk and shown with its lines and replay
+token; the race report (数据竞争报告) names the lock word's own test and
+set; the RSM version, searched exhaustively, has no race and no failure.
+
 What to notice: the broken lock *looks* right and works most of the time;
-only the "two inside" column gives it away.
+only the "two inside" column gives it away -- and the race report, which
+names the lock's LOAD and STORE as racing with each other.
 """
 
 from rich.table import Table
 
+from demos._controlled import SEED, act
 from demos._student_locks import RSMSpinLock, TestThenSetLock
 from runtime import Kernel
 from runtime.textbook import (ADVANCE, ALLOCATE_BLOCK, ALLOCATE_EVENTCOUNT, ALLOCATE_THREAD, AWAIT, LOAD, MAP,
@@ -77,7 +87,38 @@ def run(lock_class, n):
         return LOAD(base + COUNTER), both
 
 
-def main(console, quick=False):
+def enter(a, lock):
+    """Step 3's thread: x = x + 1 once, under `lock`."""
+    lock.acquire()
+    x = LOAD(a)
+    STORE(a, x + 1)
+    lock.release()
+
+
+def two_enter(k, lock_class, **options):
+    """Step 3's program, thread 0 of a controlled kernel: two threads enter
+    once each; x must then be 2."""
+    MAP(k.address_space, ALLOCATE_BLOCK(k.config.page_size), PAGE, "rw")
+    base = PAGE * k.config.page_size
+    lock = lock_class(base + LOCKWORD, **options)
+    tids = [ALLOCATE_THREAD(enter, k.address_space, base + COUNTER, lock) for _ in range(2)]
+    for t in tids:
+        k.join(t)
+    x = LOAD(base + COUNTER)
+    assert x == 2, f"x = {x} after two x = x + 1 under the lock: both threads were inside"
+
+
+def racy(k):
+    """Step 3, the racy version: the book's test-then-set ACQUIRE, exactly."""
+    two_enter(k, TestThenSetLock, window=False)
+
+
+def fixed(k):
+    """Step 3, the fixed version: ACQUIRE with RSM."""
+    two_enter(k, RSMSpinLock)
+
+
+def main(console, quick=False, seed=SEED):
     n = 3_000 if quick else 20_000
     total = THREADS * n
     console.print("[bold]Step 1.[/] The book's first ACQUIRE: [bold]while L = LOCKED do nothing; "
@@ -109,3 +150,7 @@ def main(console, quick=False):
     console.print(table)
     console.print("  Notice: the broken lock is not always wrong, just sometimes; a test that passes once proves "
                   "nothing about a race. RSM works because the hardware makes read-and-set one indivisible step.")
+
+    console.print(f"\n[bold]Step 3.[/] 受控运行 (a controlled run): the book's ACQUIRE exactly (no YIELD), two "
+                  f"threads, one at a time; random walks from seed {seed} (--seed) until both get in:")
+    act(console, racy, fixed, "ACQUIRE with RSM", seed)

@@ -63,6 +63,13 @@ Step 4 moves the same messages through vos's own SEND/RECEIVE
 with real locks for the senders' side and the receivers' side
 (runtime/buffer_ring.py).
 
+Step 5 is 受控运行, a controlled run (demos/_controlled.py): the book's SEND
+again, two senders sending one message each, one thread at a time, the
+choices random walks from a seed (`vos demo buffer-race --seed 3`).  The
+schedule that loses a message is shrunk and shown with its lines and replay
+token; the race report (数据竞争报告) names the two STOREs into one slot;
+the locked SEND, searched exhaustively, has no race and no failure.
+
 What to notice: the book's one-sender code is not wrong -- it was written
 for one sender.  A second sender breaks it; the lock and the ticket queue
 make each message arrive exactly once.
@@ -75,6 +82,7 @@ from array import array
 from rich.markup import escape
 from rich.table import Table
 
+from demos._controlled import SEED, act
 from runtime import Kernel
 from runtime.textbook import (ACQUIRE, ADVANCE, ALLOCATE_BLOCK, ALLOCATE_BOUNDED_BUFFER, ALLOCATE_EVENTCOUNT,
                               ALLOCATE_LOCK, ALLOCATE_SEQUENCER, ALLOCATE_THREAD, AWAIT, LOAD, LOAD_BYTES, MAP,
@@ -242,6 +250,37 @@ def vos_receiver(buf, total, log, ready):
     return total, False
 
 
+# --- step 5: the same race, under the controlled scheduler --------------------------------------
+
+def send_one(kind, p, msg, *sync):
+    """Step 5's sender: one SEND of the kind given."""
+    SENDS[kind](p, msg, *sync)
+
+
+def two_sends(k, kind, *sync):
+    """Step 5's program, thread 0 of a controlled kernel: A#1 and B#1 sent
+    by two senders, no receiver; then in must be 2 and the first two slots
+    must hold both messages."""
+    MAP(k.address_space, ALLOCATE_BLOCK(k.config.page_size), BUFFER_PAGE, "rw")
+    p = BUFFER_PAGE * k.config.page_size
+    tids = [ALLOCATE_THREAD(send_one, k.address_space, kind, p, msg, *sync) for msg in (1, B_BASE + 1)]
+    for t in tids:
+        k.join(t)
+    p_in, held = LOAD(p + IN), sorted(LOAD(slot(p, i)) for i in range(2))
+    assert p_in == 2 and held == [1, B_BASE + 1], \
+        f"in = {p_in}, the slots hold {', '.join(name(m) for m in held)}: a message was lost"
+
+
+def racy(k):
+    """Step 5, the racy version: the book's one-sender SEND."""
+    two_sends(k, "none")
+
+
+def fixed(k):
+    """Step 5, the fixed version: SEND under ACQUIRE/RELEASE."""
+    two_sends(k, "lock", ALLOCATE_LOCK("p.lock"))
+
+
 # --- one run -----------------------------------------------------------------------------------
 
 def run(kind, m):
@@ -366,7 +405,7 @@ def code(text):
     return f"[bold]{escape(text)}[/]"
 
 
-def main(console, quick=False):
+def main(console, quick=False, seed=SEED):
     m = 10_000 if quick else 50_000
     rows = []
 
@@ -455,3 +494,7 @@ def main(console, quick=False):
                   "breaks it between the test and the increment. How much is lost changes from run to run (a "
                   "race on shared data, 数据的竞争使用); with the lock or the ticket queue each message arrives "
                   "exactly once.")
+
+    console.print(f"\n[bold]Step 5.[/] 受控运行 (a controlled run): the book's SEND, two senders, one message "
+                  f"each, one at a time; random walks from seed {seed} (--seed) until one is lost:")
+    act(console, racy, fixed, "SEND under ACQUIRE/RELEASE", seed)

@@ -26,6 +26,16 @@ operation: the eventcount remembers every ADVANCE, and the sleep in the host
 kernel happens only if the count is still the one just checked (a futex
 compares it atomically).  Same window, same schedule: nothing is lost.
 
+Step 3 is 受控运行, a controlled run (demos/_controlled.py): one consumer
+and one producer of one item, step 1's flags with no window added, one
+thread at a time, the choices random walks from a seed (`vos demo
+lost-wakeup --seed 3`).  The consumer's sleep is a real one there (AWAIT on
+an eventcount only a notification advances), so a lost wake-up is a Hang:
+no thread can run.  The schedule is shrunk and shown with its lines and
+replay token; the race report (数据竞争报告) names the check and the store
+it missed; the AWAIT/ADVANCE version, searched exhaustively, has no race
+and no failure.
+
 What to notice: step 1 loses the wake-up in every round; step 2 never:
 the ADVANCE that came "too early" is not lost, it is counted.
 """
@@ -34,6 +44,7 @@ import time
 
 from rich.table import Table
 
+from demos._controlled import SEED, act
 from runtime import Kernel
 from runtime.textbook import (ADVANCE, ALLOCATE_BLOCK, ALLOCATE_EVENTCOUNT, ALLOCATE_THREAD, AWAIT, LOAD, MAP,
                               STORE, YIELD)
@@ -116,6 +127,55 @@ def ec_producer(items, rounds, checked, notified):
         ADVANCE(notified)
 
 
+# --- step 3: the same two, under the controlled scheduler --------------------------------
+
+def consumer(base, wakeup):
+    """Step 3's consumer: check, then sleep -- with no window added.  The
+    sleep is a real one here: AWAIT on an eventcount that only a
+    notification advances (a sleeping thread cannot run)."""
+    if LOAD(base + ITEM) == 0:            # the check: no item?
+        STORE(base + ASLEEP, 1)           # going to sleep ...
+        AWAIT(wakeup, 0)                  # ... SLEEP until notified
+    STORE(base + ITEM, 0)                 # take the item
+
+
+def producer(base, wakeup):
+    STORE(base + ITEM, 1)
+    if LOAD(base + ASLEEP) == 1:          # notify the sleeper, if one sleeps now
+        ADVANCE(wakeup)
+
+
+def ec_consumer_once(base, items):
+    AWAIT(items, 0)                       # until the first item has been produced
+    STORE(base + ITEM, 0)
+
+
+def ec_producer_once(base, items):
+    STORE(base + ITEM, 1)
+    ADVANCE(items)
+
+
+def one_item(k, threads, *sync):
+    """Step 3's program, thread 0 of a controlled kernel: a consumer and a
+    producer of one item; both must end, the item taken."""
+    MAP(k.address_space, ALLOCATE_BLOCK(k.config.page_size), PAGE, "rw")
+    base = PAGE * k.config.page_size
+    tids = [ALLOCATE_THREAD(t, k.address_space, base, *sync) for t in threads]
+    for t in tids:
+        k.join(t)                         # a lost wake-up: the consumer never ends (Hang)
+    assert LOAD(base + ITEM) == 0, "the item was never taken"
+
+
+def racy(k):
+    """Step 3, the racy version: the flags of step 1."""
+    one_item(k, (consumer, producer), ALLOCATE_EVENTCOUNT("wakeup"))
+
+
+def fixed(k):
+    """Step 3, the fixed version: AWAIT/ADVANCE."""
+    one_item(k, (ec_consumer_once, ec_producer_once), ALLOCATE_EVENTCOUNT("items"))
+
+
 def run(step, rounds, patience):
     with Kernel() as k:
         checked, notified = ALLOCATE_EVENTCOUNT("checked"), ALLOCATE_EVENTCOUNT("notified")
@@ -134,7 +194,7 @@ def run(step, rounds, patience):
         return lost, time.perf_counter() - t0
 
 
-def main(console, quick=False):
+def main(console, quick=False, seed=SEED):
     patience = 0.1 if quick else 0.25
     flag_rounds = 5 if quick else 12
     ec_rounds = 200 if quick else 2000
@@ -165,3 +225,7 @@ def main(console, quick=False):
     console.print(table)
     console.print("  Notice: the broken version is slow only because the demo gives up on each lost wake-up; "
                   "in a real system those consumers would never wake.")
+
+    console.print(f"\n[bold]Step 3.[/] 受控运行 (a controlled run): step 1's flags, one item, one thread at a "
+                  f"time; random walks from seed {seed} (--seed) until the consumer sleeps for ever:")
+    act(console, racy, fixed, "AWAIT/ADVANCE", seed)

@@ -66,8 +66,8 @@ class Result:
     pruned: int = 0             # runs cut short by sleep sets
     first_race: object = None   # (Failure, races) of the first run with a race, when races are not failures
 
-    def summary(self):
-        """What was covered, in one line."""
+    def summary(self, timed=True):
+        """What was covered, in one line (timed: with the seconds it took)."""
         parts = []
         dfs = sum(v for k, v in self.by_strategy.items() if k.startswith("exhaustive"))
         if self.bound >= 0:
@@ -81,7 +81,7 @@ class Result:
             parts.append(f"{sampled:,} sampled (pct, random)")
         if self.by_strategy.get("corpus"):
             parts.append(f"{self.by_strategy['corpus']} earlier failures replayed")
-        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+        return ", ".join(parts) + (f" in {self.seconds:.1f} s" if timed else "")
 
 
 # --- one run -------------------------------------------------------------------------------
@@ -366,18 +366,27 @@ def explore(program, *, strategy="portfolio", seconds=60, runs=None, preemptions
 # --- shrinking ---------------------------------------------------------------------------
 
 def shrink_failure(machine, failure, max_runs=200):
-    """A failure with as few preemptions as this can find: cut the schedule
-    before each of its preemptions in turn (the rest runs without
-    preempting); keep every cut that still fails the same way."""
+    """A failure with as few preemptions as this can find.  Two moves, each
+    kept when the run still fails the same way with fewer preemptions, tried
+    until none helps:
+
+      cut    stop the schedule before one of its preemptions: the rest runs
+             without preempting;
+      merge  let a preempted thread run on: its next stretch of steps moves
+             up to where it was preempted, the other choices follow as a
+             guide (a chosen thread that cannot run is passed over).
+
+    Cuts keep a failure's beginning; merges remove the needless switches in
+    its middle, which a random walk or PCT leaves many of."""
     best = failure
     runs = 0
     improved = True
     while improved and best.preemptions and runs < max_runs:
         improved = False
-        points = [s.index for s in best.trace if s.preempted]
-        for at in reversed(points):
-            choices = tuple(s.tid for s in best.trace[:at])
-            r = machine.run(Schedule("prefix", 0, choices=choices))
+        for schedule in _shrink_moves(best.trace):
+            if runs >= max_runs:
+                break
+            r = machine.run(schedule)
             runs += 1
             if r.error is not None and type(r.error).__name__ == best.kind:
                 p = sum(s.preempted for s in r.trace)
@@ -386,6 +395,30 @@ def shrink_failure(machine, failure, max_runs=200):
                     improved = True
                     break
     return best
+
+
+def _shrink_moves(trace):
+    """The schedules shrink_failure tries for a trace: the cuts (latest
+    first), then the merges (earliest first)."""
+    for at in reversed([s.index for s in trace if s.preempted]):
+        yield Schedule("prefix", 0, choices=tuple(s.tid for s in trace[:at]))
+    stretches = []                      # [tid, [tids of its steps]]: the runs of one thread
+    for s in trace:
+        if stretches and stretches[-1][0] == s.tid:
+            stretches[-1][1].append(s.tid)
+        else:
+            stretches.append([s.tid, [s.tid]])
+    starts = [0]
+    for _, steps in stretches:
+        starts.append(starts[-1] + len(steps))
+    for j in range(len(stretches) - 1):
+        if not trace[starts[j + 1]].preempted:
+            continue                    # that thread stopped by itself (blocked, yielded, ended)
+        nxt = next((k for k in range(j + 2, len(stretches)) if stretches[k][0] == stretches[j][0]), None)
+        if nxt is None:
+            continue
+        order = stretches[:j + 1] + [stretches[nxt]] + stretches[j + 1:nxt] + stretches[nxt + 1:]
+        yield Schedule("guide", 0, choices=tuple(t for _, steps in order for t in steps))
 
 
 __all__ = ["explore", "run_once", "shrink_failure", "Machine", "Search", "Result", "Failure", "SEEDS"]

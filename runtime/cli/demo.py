@@ -7,6 +7,9 @@ def add_parser(sub):
     p = sub.add_parser("demo", help="list the demos, or run one", description=__doc__)
     p.add_argument("name", nargs="?", help="the demo to run (omit to list them)")
     p.add_argument("--quick", action="store_true", help="a shorter run")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"the seed of a race demo's controlled act: the same seed prints the same act "
+                        f"(default {demos.SEED})")
     return p
 
 
@@ -28,7 +31,7 @@ def run(args, console):
         console.print(f"[red]no demo named {args.name!r}[/]; the demos are: {names}")
         return 2
     heading(console, f"vos demo {args.name}", mod)
-    mod.main(console, quick=args.quick)
+    demos.run(mod, console, quick=args.quick, seed=getattr(args, "seed", None))
     return 0
 
 

@@ -15,6 +15,8 @@ from .demo import heading
 def add_parser(sub):
     p = sub.add_parser("tour", help="run every demo in lecture order (the guided tour)", description=__doc__)
     p.add_argument("--quick", action="store_true", help="shorter runs")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"the seed of the race demos' controlled acts (default {demos.SEED})")
     p.add_argument("--pause", action="store_true", default=None,
                    help="wait for Enter between demos (the default in a terminal)")
     p.add_argument("--no-pause", dest="pause", action="store_false", help="run straight through")
@@ -37,7 +39,7 @@ def run(args, console):
                   "It runs straight through (--pause waits for Enter between demos).\n")
     for i, (name, mod) in enumerate(items, 1):
         heading(console, f"{i}/{len(items)}  vos demo {name}", mod)
-        mod.main(console, quick=args.quick)
+        demos.run(mod, console, quick=args.quick, seed=getattr(args, "seed", None))
         if pause and i < len(items):
             try:
                 console.input(f"[dim]Enter: demo {i + 1}/{len(items)}, {items[i][0]} (Ctrl-C leaves)[/] ")

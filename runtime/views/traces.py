@@ -13,6 +13,7 @@ sched.trace.Step lists to rich renderables; fits 80 columns for up to four
 threads (more threads, narrower cells).
 """
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -35,27 +36,42 @@ def compact(step):
     return f"{op} {target}".strip()
 
 
-def trace_table(steps, title="the run", limit=None):
-    """The steps as a table, one column per thread (the last `limit` steps)."""
-    tids = sorted({s.tid for s in steps})
-    shown = steps if limit is None or len(steps) <= limit else steps[-limit:]
+def trace_table(steps, title="the run", limit=None, threads=None, inline=False):
+    """The steps as a table, one column per thread (the last `limit` steps).
+    threads: the tids whose columns are shown (default all); the others'
+    steps are left out and the caption counts them.  inline: one line per
+    step, its file:line in a last column, no outer border (a short trace in
+    a narrow place: a demo's controlled act)."""
+    tids = sorted({s.tid for s in steps} if threads is None else set(threads))
+    kept = [s for s in steps if s.tid in tids]
+    shown = kept if limit is None or len(kept) <= limit else kept[-limit:]
     t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
+    if inline:
+        t.box, t.show_edge = box.SIMPLE_HEAD, False
     t.add_column("step", justify="right", no_wrap=True)
     for tid in tids:
         t.add_column(f"thread {tid}", overflow="fold")
+    if inline:
+        t.add_column("line", overflow="fold", style="dim")
     for s in shown:
         cell = Text(compact(s), style="bold red" if s.failed else "")
         if s.preempted:
             cell.append("  ▸", style="yellow")
         if s.timed_out:
             cell.append(" (timed out)", style="red")
-        if s.site:
+        if s.site and not inline:
             cell.append("\n" + s.site, style="dim")
         row = [str(s.index)] + [cell if tid == s.tid else "" for tid in tids]
-        t.add_row(*row)
-    if limit is not None and len(steps) > limit:
-        t.caption = f"(the last {limit} of {len(steps)} steps)"
-    t.caption = ((t.caption or "") + "  ▸ a preemption").strip()
+        t.add_row(*row, *([s.site] if inline else []))
+    notes = []
+    if limit is not None and len(kept) > limit:
+        notes.append(f"(the last {limit} of {len(kept)} steps)")
+    notes.append("▸ a preemption")
+    left_out = sorted({s.tid for s in steps} - set(tids))
+    if left_out:
+        names = ", ".join(f"thread {tid}" for tid in left_out)
+        notes.append(f"({len(steps) - len(kept)} steps of {names} not shown)")
+    t.caption = "  ".join(notes)
     return t
 
 
@@ -69,14 +85,19 @@ def source_lines(steps, most=12):
     return Text("\n".join(lines), style="dim") if lines else Text("")
 
 
-def failure_view(failure, token_hint=True):
+def failure_view(failure, token_hint=True, threads=None, inline=False, limit=None):
     """A failure: what broke, the shrunk trace, the lines, and how to replay
-    it (print `replay_line(failure.token)` after it, unwrapped)."""
+    it (print `replay_line(failure.token)` after it, unwrapped).  threads,
+    inline, limit: as trace_table's (inline leaves out the source lines
+    below: each step's line is beside it)."""
     parts = [Text(failure.error, style="bold red")]
     if failure.trace:
         parts += [Text(f"found by {failure.strategy} (run {failure.run}); shrunk to {failure.preemptions} "
                        f"preemption{'s' if failure.preemptions != 1 else ''}, {len(failure.trace)} steps"),
-                  trace_table(failure.trace, title="the failing schedule"), source_lines(failure.trace)]
+                  trace_table(failure.trace, title=None if inline else "the failing schedule", threads=threads,
+                              inline=inline, limit=limit)]
+        if not inline:
+            parts.append(source_lines(failure.trace))
     else:
         parts.append(Text("It failed before any thread took a step (in the setup): no schedule to show.",
                           style="yellow"))
