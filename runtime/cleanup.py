@@ -42,7 +42,6 @@ is killed.
 
 import glob
 import os
-import pickle
 import signal
 import struct
 import tempfile
@@ -79,7 +78,7 @@ def _vps(main_name):
     main_name, identified by its thread table (see the module doc)."""
     try:
         k = Kernel.attach_by_name(main_name)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, KernelError):
+    except (OSError, ValueError, KernelError):
         return []              # gone, not a vos arena, or a header that does not unpickle
     try:
         rows = [r for r in k.thread_info() if r["tid"] != 0 and r["pid"] > 0]

@@ -226,14 +226,20 @@ class Kernel:
     @classmethod
     def attach_by_name(cls, name):
         """A read-mostly view of the kernel whose main arena is `name`, from any
-        process (the monitor).  FileNotFoundError if it is gone."""
+        process (the monitor).  FileNotFoundError if it is gone, ValueError if
+        it is not a kernel of this version of vos or is still booting."""
         a = Arena.attach(name)
         try:
             if bytes(a.buf[H_MAGIC:H_MAGIC + 8]) != MAGIC:
                 raise ValueError(f"{name} is not a vos kernel arena of this version of vos")
             o = 64  # the config section follows the header
             n = _i64.unpack_from(a.buf, o)[0]
-            config = pickle.loads(bytes(a.buf[o + 8:o + 8 + n]))
+            try:
+                config = pickle.loads(bytes(a.buf[o + 8:o + 8 + n]))
+            except (pickle.UnpicklingError, EOFError, ImportError, AttributeError) as e:
+                # booting (a half-written config), or made by another version of
+                # vos whose config names classes this one does not have
+                raise ValueError(f"{name}: its config does not unpickle here ({e})") from None
         finally:
             a.close()
         return cls.attach((name, config))

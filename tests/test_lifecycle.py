@@ -140,3 +140,28 @@ def test_an_exception_in_the_boot_program_cleans_up():
             name = k.arena.name
             raise RuntimeError("the boot program failed")
     assert name not in arena.list_segments()
+
+
+def test_a_kernel_of_another_version_is_skipped_by_top_and_clean():
+    """An arena whose config names a class this version of vos does not have
+    (Config moved modules between versions): `vos top` and `vos clean` skip
+    it instead of crashing on a ModuleNotFoundError from unpickling."""
+    import pickle
+    import struct
+    from runtime.cli import top
+    from runtime.kernel import H_MAGIC, MAGIC
+
+    config = pickle.dumps(arena.Arena)                 # a class, by module and name ...
+    config = config.replace(b"runtime.arena", b"runtime.gone!")   # ... whose module is gone
+    a = arena.Arena.create(arena.new_name(), 4096)
+    try:
+        a.buf[H_MAGIC:H_MAGIC + 8] = MAGIC
+        struct.pack_into("<q", a.buf, 64, len(config))
+        a.buf[72:72 + len(config)] = config
+        with pytest.raises(ValueError, match="does not unpickle"):
+            Kernel.attach_by_name(a.name)
+        assert top._attach(a.name) is None
+        assert cleanup._vps(a.name) == []
+    finally:
+        a.close()
+        a.unlink()
