@@ -16,7 +16,10 @@ RSM).  A release's stamp is then below the stamp of every acquire that saw
 it.  Memory accesses take no stamp (an atomic each would double a LOAD's
 cost): an access sorts just after its thread's last stamped event, which is
 consistent with happens-before, since every edge between threads goes
-through stamped events.  The detector then runs on the merge.
+through stamped events.  The detector then runs on the merge.  Between two
+of its events, a thread logs each (word, read or write, site) once: a
+repeat sorts to the same place and says nothing new (FastTrack's "same
+epoch" rule), so a loop of one line is one record, not a full log.
 
 Limits, on purpose: in free running a RECEIVE is ordered after every SEND
 logged before it on that buffer (which sender's message it took is not
@@ -177,7 +180,7 @@ class RaceLogs:
 class ThreadLog:
     """One thread's log (the thread's own process writes it)."""
 
-    __slots__ = ("logs", "q", "at", "n", "count_idx", "tid", "sites")
+    __slots__ = ("logs", "q", "at", "n", "count_idx", "tid", "by_lasti", "seen")
 
     def __init__(self, logs, index, tid):
         self.logs = logs
@@ -186,9 +189,12 @@ class ThreadLog:
         self.count_idx = (logs.dir_off - logs.off) // 8 + 2 * index + 1
         self.n = 0
         self.tid = tid
-        self.sites = logs._site_ids       # the site cache, for the pager's inlined copy of `memory`
+        self.by_lasti = {}                # the pager's site cache: f_lasti -> (site, code); the
+                                          # instruction alone mostly names the line of a loop
+        self.seen = set()                 # the pager's word accesses since the last event (see _put)
 
     def _put(self, w0, target, w2, w3):
+        self.seen.clear()                  # a new epoch: an access seen before it is news again
         n = self.n
         if n >= RECORDS:
             return

@@ -190,6 +190,48 @@ def test_one_side_holding_a_lock_is_not_enough(mode):
     assert accesses[line_of("unlocked-write")].locks == ()
 
 
+def store_twice(ec):
+    for i in range(2):
+        STORE(X, i)  # <twice>
+        if i == 0:
+            ADVANCE(ec)
+
+
+def store_after_first(ec):
+    AWAIT(ec, 0)                           # until the count is past 0
+    STORE(X, 9)  # <after-first>
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_same_site_after_a_sync_event_is_logged_again(mode):
+    """A thread's repeat of an access (word, kind, site) is logged once per
+    epoch (between its synchronisation events).  Here the second STORE at
+    <twice> comes after an ADVANCE: the other thread's store is ordered after
+    the first one but not the second, so only the second races with it."""
+    with kernel(mode) as k:
+        MAP(k.address_space, ALLOCATE_BLOCK(4096, name="shared"), 1, "rw")
+        ec = ALLOCATE_EVENTCOUNT("first")
+        a = ALLOCATE_THREAD(store_twice, k.address_space, ec)
+        b = ALLOCATE_THREAD(store_after_first, k.address_space, ec)
+        k.join(a)
+        k.join(b)
+        races = k.races()
+    assert sites(races) == {frozenset({("write", line_of("twice")), ("write", line_of("after-first"))})}
+
+
+def read_then_write(n):
+    for _ in range(n):
+        LOAD(X)
+    STORE(X, 1)  # <after-many-reads>
+
+
+def test_a_loop_of_one_access_does_not_fill_the_log():
+    """40 000 reads of one word from one line are one record: the write
+    after them still finds room in a log of 32 768 (racelog.RECORDS)."""
+    races, _x, _ = run("free", read_then_write, [(40_000,), (0,)])
+    assert frozenset({("write", line_of("after-many-reads"))}) in sites(races)
+
+
 # --- fixed: nothing to report ------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)

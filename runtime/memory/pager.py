@@ -356,19 +356,30 @@ def race_access(m, vaddr, write, op, arg):
                 m.words[(vaddr >> 3) + ent[3]] = arg
             except (ValueError, TypeError):
                 raise _bad_word(arg) from None
-        # ThreadLog.memory, inlined (a call is a tenth of the cost): the site, then the record
+        # ThreadLog.memory, inlined (a call is a tenth of the cost): the site, then the
+        # record -- unless this thread logged the same access (word, kind, site) since
+        # its last synchronisation event: it says nothing new (FastTrack's same epoch)
         n = log.n
         if n < _RECORDS:
             code = frame.f_code
-            hit = log.sites.get((id(code), frame.f_lasti))
-            sid = hit[0] if hit is not None and hit[1] is code else log.logs.site(frame)
-            q, i = log.q, log.at + 4 * n
-            q[i] = (_LOAD if op == "load" else _STORE) | sid << 16
-            q[i + 1] = ent[4] + off
-            q[i + 2] = ent[5]
-            q[i + 3] = vaddr
-            log.n = n + 1
-            q[log.count_idx] = n + 1
+            hit = log.by_lasti.get(frame.f_lasti)
+            if hit is not None and hit[1] is code:
+                sid = hit[0]
+            else:
+                sid = log.logs.site(frame)
+                log.by_lasti[frame.f_lasti] = (sid, code)
+            w0 = (_LOAD if op == "load" else _STORE) | sid << 16    # < 2**33
+            target = ent[4] + off
+            key = target << 33 | w0
+            if key not in log.seen:
+                log.seen.add(key)
+                q, i = log.q, log.at + 4 * n
+                q[i] = w0
+                q[i + 1] = target
+                q[i + 2] = ent[5]
+                q[i + 3] = vaddr
+                log.n = n + 1
+                q[log.count_idx] = n + 1
         return m.words[(vaddr >> 3) + ent[3]] if op == "load" else None
     if op == "rsm":
         old = atomics.exchange(m.addr + vaddr + ent[1], 1)
