@@ -454,7 +454,7 @@ def _as_bytes(message):
 def ALLOCATE_BOUNDED_BUFFER(n, capacity=None):
     """A new bounded buffer holding at most n messages and `capacity` bytes
     (default 1 MiB).  ValueError for n < 1."""
-    return _cx.current().kernel.buffers.allocate(n, capacity)
+    return BoundedBuffer(*_cx.current().kernel.buffers.allocate(n, capacity))
 
 
 def SEND(buffer, message):

@@ -158,7 +158,7 @@ class Buffers:
 
     def allocate(self, n, capacity=None):
         """ALLOCATE_BOUNDED_BUFFER: a new buffer of at most n messages and
-        `capacity` bytes.  TypeError for an n or capacity that is not an int;
+        `capacity` bytes; its (table slot, buffer id).  TypeError for an n or capacity that is not an int;
         ValueError for n < 1 or capacity < 1; OutOfResources when the table or
         /dev/shm is full.  Any process."""
         checks.integer("ALLOCATE_BOUNDED_BUFFER", "an int number of message slots n from 1 to 2**40 - 1", n,
@@ -193,8 +193,7 @@ class Buffers:
             atomics.fetch_add(self.addr + H_ALLOCS, 1)
             self._drop(slot)
             self._rings[slot] = self._new_ring(seg, slot, ident, n, capacity)
-            from .bounded_buffer import BoundedBuffer
-            return BoundedBuffer(slot, ident)
+            return slot, ident        # a handle of them: bounded_buffer.BoundedBuffer
         raise OutOfResources(f"the bounded-buffer table is full ({self.max} buffers): deallocate some, "
                              "or boot the Kernel with a larger max_buffers")
 

@@ -211,7 +211,7 @@ class Bundles:
             members = []
             try:
                 for _ in range(k):
-                    members.append(self.kernel.buffers.allocate(n, capacity))
+                    members.append(BoundedBuffer(*self.kernel.buffers.allocate(n, capacity)))
             except BaseException:
                 for m in members:
                     m.deallocate()

@@ -49,6 +49,7 @@ import sys
 
 from . import atomics
 from .sched import ops
+from .races import Event
 from .sched.gate import _runtime_code
 
 LOGS = 32
@@ -140,11 +141,17 @@ class RaceLogs:
         n = _u16.unpack_from(self.buf, o)[0]
         return bytes(self.buf[o + 2:o + 2 + n]).decode("utf-8", "replace")
 
+    def incomplete(self):
+        """What the last events() could not see, in words; None if nothing."""
+        if self.truncated or self.dropped:
+            return (f"race log: threads {self.truncated} filled their logs ({RECORDS} events) and "
+                    f"{self.dropped} found none (at most {LOGS}): their later accesses were not checked")
+        return None
+
     def events(self):
         """Every logged event, merged in an order consistent with happens-before
         (module doc): races.Event objects.  Also `self.truncated`: the tids
         whose log filled up, and `self.dropped`: threads that had no log."""
-        from .races import Event
         q = self.q
         keyed = []
         self.truncated = []

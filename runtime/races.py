@@ -273,12 +273,9 @@ def of_kernel(kernel):
     else:
         logs = kernel.racelogs
         events, token = logs.events(), None
-        if logs.truncated or logs.dropped:
+        if logs.incomplete():
             import warnings
-            from .racelog import LOGS, RECORDS
-            warnings.warn(f"race log: threads {logs.truncated} filled their logs ({RECORDS} events) and "
-                          f"{logs.dropped} found none (at most {LOGS}): their later accesses were not checked",
-                          stacklevel=3)
+            warnings.warn(logs.incomplete(), stacklevel=3)
     return detect(events, kernel.vm.block_name, lambda i: kernel.locks.name_of(i) or f"lock {i}", token,
                   kernel.config.page_size, fifo=kernel.sched is not None)
 

@@ -77,6 +77,7 @@ import struct
 from array import array
 
 from .. import atomics
+from . import ops
 
 RR, RANDOM, PCT, PREFIX, REPLAY, PAUSE, GUIDE = 1, 2, 3, 4, 5, 6, 7
 STRATEGY_NAMES = {RR: "rr", RANDOM: "random", PCT: "pct", PREFIX: "prefix", REPLAY: "replay", PAUSE: "pause",
@@ -174,6 +175,25 @@ class Board:
 
     def written_at(self, target):
         return self.q[self.sq + _hash(target)]
+
+    def spinning(self, s, page_size=4096):
+        """Is the thread of slot s about to re-read something that nobody
+        wrote since it last read it?  (A word's page counts: STORE_BYTES.)"""
+        if self.rec(s, R_OP) not in (ops.LOAD, ops.READ):
+            return False
+        target = self.rec(s, R_TARGET)
+        for i in range(READS):
+            if self.rec(s, R_READ_TARGETS + i) == target:
+                read_at = self.rec(s, R_READ_STEPS + i)
+                if self.written_at(target) >= read_at:
+                    return False
+                if target >> ops.KIND_SHIFT == ops.WORD:
+                    v = target & ops.VALUE
+                    page = ops.page_target(v >> 32, (v & 0xFFFFFFFF) & ~(page_size - 1))
+                    if self.written_at(page) >= read_at:
+                        return False
+                return True
+        return False
 
     # --- trace and prefix ---------------------------------------------------------------
 

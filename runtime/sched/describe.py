@@ -104,7 +104,7 @@ def describe_threads(kernel, board):
             tid = board.rec(slot, R_TID)
             name = name_of_thread(kernel, tid)
             site = board.site(board.rec(slot, R_SITE))
-            spin = " (spinning)" if _spins(board, slot) else ""
+            spin = " (spinning)" if board.spinning(slot) else ""
             parts.append(f"thread {tid}{' (' + name + ')' if name else ''} at {_pending(kernel, board, slot)}"
                          f"{spin}{'  ' + _short(site) if site else ''}")
     return "; ".join(parts) or "no thread"
@@ -156,11 +156,6 @@ def snapshot(kernel, board):
                             site=board.site(board.rec(slot, R_SITE)), can_run=bool(enabled >> slot & 1),
                             why=_why_blocked(kernel, board, slot)))
     return out
-
-
-def _spins(board, slot):
-    from .gate import spinning
-    return spinning(board, slot)
 
 
 def _short(site):

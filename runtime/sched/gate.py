@@ -76,26 +76,6 @@ def _word(x):
     return x if _WORD_MIN <= x <= _WORD_MAX else (_WORD_MAX if x > 0 else _WORD_MIN)
 
 
-def spinning(b, s, page_size=4096):
-    """(the board, a slot) Is the thread about to re-read something that
-    nobody wrote since it last read it?  (A word's page counts: STORE_BYTES.)"""
-    if b.rec(s, R_OP) not in (ops.LOAD, ops.READ):
-        return False
-    target = b.rec(s, R_TARGET)
-    for i in range(READS):
-        if b.rec(s, R_READ_TARGETS + i) == target:
-            read_at = b.rec(s, R_READ_STEPS + i)
-            if b.written_at(target) >= read_at:
-                return False
-            if target >> ops.KIND_SHIFT == ops.WORD:
-                v = target & ops.VALUE
-                page = ops.page_target(v >> 32, (v & 0xFFFFFFFF) & ~(page_size - 1))
-                if b.written_at(page) >= read_at:
-                    return False
-            return True
-    return False
-
-
 class Recycle(BaseException):
     """The controlled run this thread belongs to was abandoned (the explorer
     starts the next one on the same machine): unwind to the VP bootstrap,
@@ -361,7 +341,7 @@ class Gate:
         """Is thread s about to read again a word (or eventcount) that nobody
         wrote since it last read it?  Then its read cannot find anything new:
         it spins."""
-        return spinning(self.board, s, self.page_size)
+        return self.board.spinning(s, self.page_size)
 
     def _at_gates(self):
         """Slots of the threads waiting at a gate (pending op != 0), ascending."""

@@ -171,9 +171,9 @@ def _buffers(part):
         g.point(ops.ALLOC_BUF, ops.target(ops.ALLOC, ops.ALLOC_BUF))
         box = [0]
         with _step(g, box):
-            buf = allocate(n, capacity)
-            box[0] = buf.id
-        return buf
+            slot, ident = allocate(n, capacity)
+            box[0] = ident
+        return slot, ident
 
     def c_deallocate(slot, ident):
         g = _gate()
