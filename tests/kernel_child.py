@@ -1,9 +1,10 @@
 """A boot program for the lifecycle tests, run as its own process:
 
-    python tests/kernel_child.py START_METHOD
+    python tests/kernel_child.py START_METHOD [POOL]
 
 It boots a kernel with three CPU-bound threads, waits until all are
-RUNNING, prints one JSON line {"arena": ..., "vps": [pids]} and spins until it
+RUNNING (with POOL idle pool VPs beside them), prints one JSON line
+{"arena": ..., "vps": [pids]} and spins until it
 is interrupted, terminated or killed by the test."""
 
 import json
@@ -19,8 +20,8 @@ def spin():
         pass
 
 
-def main(method):
-    with Kernel(start_method=method) as k:
+def main(method, pool=0):
+    with Kernel(start_method=method, pool=pool) as k:
         tids = [ALLOCATE_THREAD(spin, k.address_space) for _ in range(3)]
         while sum(r["state"] == "RUNNING" for r in k.thread_info() if r["tid"] in tids) < 3:
             time.sleep(0.001)
@@ -31,4 +32,4 @@ def main(method):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *map(int, sys.argv[2:]))

@@ -19,8 +19,8 @@ CHILD = os.path.join(os.path.dirname(__file__), "kernel_child.py")
 METHODS = ["fork", "spawn", "forkserver"]
 
 
-def start(method):
-    proc = subprocess.Popen([sys.executable, CHILD, method], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def start(method, pool=0):
+    proc = subprocess.Popen([sys.executable, CHILD, method, str(pool)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, text=True)
     line = proc.stdout.readline()
     if not line:
@@ -165,3 +165,17 @@ def test_a_kernel_of_another_version_is_skipped_by_top_and_clean():
     finally:
         a.close()
         a.unlink()
+
+
+def test_the_idle_pool_vps_of_a_killed_kernel_are_gone_within_two_seconds():
+    """Issue 15: every lifecycle promise holds under the pool: the running
+    VPs and the idle pooled ones notice the kernel's SIGKILL by themselves."""
+    proc, info = start("fork", pool=6)     # three run the spinners, the rest wait idle
+    kernel = psutil.Process(proc.pid)
+    vps = [c.pid for c in kernel.children()]
+    idle = sorted(set(vps) - set(info["vps"]))
+    assert len(idle) >= 3, f"the pool VPs: {idle} beside the running {info['vps']}"
+    proc.kill()
+    proc.wait(timeout=10)
+    assert all_gone(vps, 2) == [], "VPs outlived their kernel by 2 s"
+    cleanup.clean({info["arena"]: cleanup.find_dead().get(info["arena"], {"vps": []})})
