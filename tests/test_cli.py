@@ -119,6 +119,29 @@ def test_top_lists_the_running_kernels_to_pick_from():
         assert k.arena.name in out.stdout and "running vos kernels" in out.stdout
 
 
+@pytest.mark.parametrize("typed,chosen", [("2", "vos_2_b"), ("", "vos_1_a"), ("9", None), (EOFError, None)])
+def test_top_asks_which_kernel_at_a_terminal(monkeypatch, typed, chosen):
+    """Several kernels at a terminal: vos top asks.  Enter takes the first, a
+    wrong number is refused by name, and input that ended (Ctrl-D, or no
+    terminal behind stdin) is no choice, not a traceback."""
+    import builtins
+    import io
+    import re
+    from rich.console import Console
+    from runtime.cli import top
+
+    def answer(*_):
+        if typed is EOFError:
+            raise EOFError
+        return typed
+    monkeypatch.setattr(builtins, "input", answer)
+    monkeypatch.setattr(top, "_command", lambda pid: "vos demo counter")
+    console = Console(file=io.StringIO(), force_terminal=True, force_interactive=True, width=80)
+    assert top._pick([("vos_1_a", 1, 3), ("vos_2_b", 2, 4)], console) == chosen
+    if typed == "9":
+        assert "no kernel number '9'" in re.sub(r"\x1b\[[0-9;]*m", "", console.file.getvalue())
+
+
 def test_vos_sh_c_starts_without_the_heavy_modules():
     """`vos sh -c` is a shell: its start-up is part of every command.  It
     imports no rich (a Console only to draw a trace; `-c` once made one

@@ -89,7 +89,11 @@ def _pick(kernels, console):
     if not (console.is_terminal and console.is_interactive):
         console.print("name one: `vos top ARENA`")
         return None
-    answer = console.input(f"which one? (1-{len(kernels)}, Enter for 1) ").strip() or "1"
+    try:
+        answer = console.input(f"which one? (1-{len(kernels)}, Enter for 1) ").strip() or "1"
+    except EOFError:                         # the terminal's input ended (Ctrl-D): no choice
+        console.print()
+        return None
     if answer.isdigit() and 1 <= int(answer) <= len(kernels):
         return kernels[int(answer) - 1][0]
     console.print(f"[red]no kernel number {answer!r}[/]")
