@@ -171,11 +171,17 @@ def test_the_idle_pool_vps_of_a_killed_kernel_are_gone_within_two_seconds():
     """Issue 15: every lifecycle promise holds under the pool: the running
     VPs and the idle pooled ones notice the kernel's SIGKILL by themselves."""
     proc, info = start("fork", pool=6)     # three run the spinners, the rest wait idle
-    kernel = psutil.Process(proc.pid)
-    vps = [c.pid for c in kernel.children()]
-    idle = sorted(set(vps) - set(info["vps"]))
-    assert len(idle) >= 3, f"the pool VPs: {idle} beside the running {info['vps']}"
-    proc.kill()
-    proc.wait(timeout=10)
-    assert all_gone(vps, 2) == [], "VPs outlived their kernel by 2 s"
-    cleanup.clean({info["arena"]: cleanup.find_dead().get(info["arena"], {"vps": []})})
+    try:
+        vps = [c.pid for c in psutil.Process(proc.pid).children()]
+        idle = sorted(set(vps) - set(info["vps"]))
+        assert len(idle) >= 3, f"the pool VPs: {idle} beside the running {info['vps']}"
+        proc.kill()
+        proc.wait(timeout=10)
+        assert all_gone(vps, 2) == [], "VPs outlived their kernel by 2 s"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        dead = cleanup.find_dead()
+        if info["arena"] in dead:
+            cleanup.clean({info["arena"]: dead[info["arena"]]})   # only ours
+    assert segments_of(info) == []
