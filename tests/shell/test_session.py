@@ -176,6 +176,25 @@ def _stage_rows(k):
     return [r for r in k.thread_info() if r["tid"] != 0]
 
 
+def _run_while(session, line, action):
+    """Run `line` in the shell while `action` runs in a helper thread; `$?`."""
+    helper = threading.Thread(target=action)
+    helper.start()
+    try:
+        return session.run_line(line)
+    finally:
+        helper.join()
+
+
+def _refilled_without(shell, pids):
+    """Before the next prompt: the pool is full again, with none of `pids`."""
+    shell.session.between()
+    assert shell.k.pool.settle(30)
+    vps = shell.k.statistics()["pool"]["vps"]
+    assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"]        # refilled
+    assert not set(pids) & {v["pid"] for v in vps}                               # by new VPs
+
+
 def test_ctrl_c_in_the_middle_of_a_pipeline_and_the_next_command(shell):
     """`cat | wc -l` waits for input that never comes; Ctrl-C (SIGINT to the
     shell's main thread) ends both stages, with their VPs; the pool is full
@@ -189,21 +208,12 @@ def test_ctrl_c_in_the_middle_of_a_pipeline_and_the_next_command(shell):
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     pool_before = {row["pid"] for row in k.statistics()["pool"]["vps"]}
-    helper = threading.Thread(target=press_ctrl_c)
-    helper.start()
-    try:
-        assert session.run_line("cat | wc -l") == 130
-    finally:
-        helper.join()
+    assert _run_while(session, "cat | wc -l", press_ctrl_c) == 130
     assert len(pids) == 2 and set(pids) <= pool_before
     assert [row["tid"] for row in k.thread_info()] == [0]
     assert {b["id"] for b in k.statistics()["buffers"]} == {b.id for b in session.ready}   # its own: freed
     assert shell.output() == ""          # `wc` was ended with `cat`: it never saw an end of stream, never printed
-    session.between()                    # (before the next prompt)
-    assert k.pool.settle(30)
-    vps = k.statistics()["pool"]["vps"]
-    assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"]        # refilled
-    assert not set(pids) & {v["pid"] for v in vps}                               # by new VPs
+    _refilled_without(shell, pids)
     shell.stages.clear()
     assert session.run_line("echo after | cat") == 0
     assert shell.output() == "after\n" and [vp for _, vp in shell.stages] == ["pool", "pool"]
@@ -221,17 +231,9 @@ def test_a_stage_killed_from_outside(shell):
         killed.append(cat["pid"])
         os.kill(cat["pid"], signal.SIGKILL)
 
-    helper = threading.Thread(target=kill_cat)
-    helper.start()
-    try:
-        assert session.run_line("cat | wc -l") == 0
-    finally:
-        helper.join()
+    assert _run_while(session, "cat | wc -l", kill_cat) == 0
     assert shell.output() == "0\n"
-    session.between()
-    assert k.pool.settle(30)
-    vps = k.statistics()["pool"]["vps"]
-    assert sum(1 for v in vps if v["state"] == "idle") == MACHINE["pool"] and killed[0] not in {v["pid"] for v in vps}
+    _refilled_without(shell, killed)
     assert session.run_line("seq 1 3 | wc -l") == 0
     assert shell.output() == "3\n"
 
