@@ -230,8 +230,10 @@ class Pool:
         ready = 0
         for e in range(self.capacity):
             state = self.get(e, E_STATE)
-            if state in (EMPTY, STARTING):
-                ready += state == STARTING
+            if state == EMPTY:
+                continue
+            if state == STARTING and not self._died_starting(e):
+                ready += 1
             elif not self._alive(e):
                 self._empty(e, state)
             elif state == IDLE or self._coming_back(e):
@@ -245,6 +247,12 @@ class Pool:
         if proc is not None:
             return proc.is_alive()              # our child: waitpid(WNOHANG), no /proc read
         return _alive(self.get(e, E_PID))
+
+    def _died_starting(self, e):
+        """Did the VP this process started for entry e die before it was
+        ready?  (Its pid is not in the entry yet: only our Process knows it.)"""
+        proc = self._procs.get(e)
+        return proc is not None and not proc.is_alive()
 
     def _empty(self, e, seen):
         """A pool VP that died (killed): empty its entry."""
@@ -283,7 +291,8 @@ class Pool:
         while True:
             busy = [e for e in range(self.capacity) if self.get(e, E_STATE) in (STARTING, CLAIMED, ASSIGNED,
                                                                                 RUNNING, RESTORING)]
-            busy = [e for e in busy if _alive(self.get(e, E_PID)) or self.get(e, E_STATE) == STARTING]
+            busy = [e for e in busy if (not self._died_starting(e) if self.get(e, E_STATE) == STARTING
+                                        else _alive(self.get(e, E_PID)))]
             if not busy:
                 return True
             if time.monotonic() > deadline:

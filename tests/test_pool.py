@@ -190,3 +190,24 @@ def test_leaving_the_kernel_ends_every_pool_vp():
         assert len(pids) >= 3
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"
+
+
+def test_a_vp_that_died_while_starting_is_replaced():
+    """A pool VP killed before it was ready leaves its entry STARTING, with
+    no pid of its own in it: only the kernel's Process knows it died.  The
+    pool must not count it as ready (the pool one short for good) nor wait
+    for it (settle timing out)."""
+    from runtime.pool import E_STATE, IDLE, STARTING
+    with Kernel(pool=2) as k:
+        pool = k.pool
+        assert pool.settle(10)
+        e = next(e for e in range(pool.capacity) if pool.get(e, E_STATE) == IDLE)
+        proc = pool._procs[e]
+        proc.kill()
+        proc.join(10)
+        pool.put(e, E_STATE, STARTING)           # as if it had died on its way to IDLE
+        assert pool.settle(2), "settle waited for a dead VP"
+        pool.warm()
+        assert pool.settle(10)
+        vps = k.statistics()["pool"]["vps"]
+        assert sum(v["state"] == "idle" for v in vps) == 2 and proc.pid not in {v["pid"] for v in vps}
